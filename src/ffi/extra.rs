@@ -1,0 +1,68 @@
+//! Additions beyond the 2020 API (zmap-api.md Part A1): flush, remove,
+//! truncate, strerror, version. Same conventions as the seed functions.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+use std::sync::OnceLock;
+
+use super::guard_value;
+use super::map::{object_key, size64_t, with_map, NCZMAP};
+use crate::codes::NC_CODES;
+
+/// Makes everything written through `map` durable (on disk or in the store)
+/// before returning `NC_NOERR`. A no-op for read-only maps.
+///
+/// # Safety
+/// `map` is NULL or a handle.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_flush(map: *mut NCZMAP) -> c_int {
+    with_map(map, |m| m.flush())
+}
+
+/// Deletes one object. `NC_EEMPTY` if `key` is not an object.
+///
+/// # Safety
+/// As for `nczmap_exists`.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_remove(map: *mut NCZMAP, key: *const c_char) -> c_int {
+    with_map(map, |m| m.remove(&object_key(key)?))
+}
+
+/// Sets an object's length to `len`: cuts it, or extends it with zeros.
+/// `NC_EEMPTY` if `key` is not an object.
+///
+/// # Safety
+/// As for `nczmap_exists`.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_truncate(
+    map: *mut NCZMAP,
+    key: *const c_char,
+    len: size64_t,
+) -> c_int {
+    with_map(map, |m| m.truncate(&object_key(key)?, len))
+}
+
+/// A static, NUL-terminated message for an NC status code (never freed).
+#[no_mangle]
+pub extern "C" fn nczmap_strerror(code: c_int) -> *const c_char {
+    static MESSAGES: OnceLock<Vec<(i32, CString)>> = OnceLock::new();
+    static UNKNOWN: &[u8] = b"NetCDF: Unknown error\0";
+    guard_value(UNKNOWN.as_ptr() as *const c_char, || {
+        let messages = MESSAGES.get_or_init(|| {
+            NC_CODES
+                .iter()
+                .filter_map(|&(_, value, msg)| Some((value, CString::new(msg).ok()?)))
+                .collect()
+        });
+        messages
+            .iter()
+            .find(|(value, _)| *value == code)
+            .map_or(UNKNOWN.as_ptr() as *const c_char, |(_, msg)| msg.as_ptr())
+    })
+}
+
+/// The library version, e.g. `"0.1.0"` (static, never freed).
+#[no_mangle]
+pub extern "C" fn nczmap_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}

@@ -1,0 +1,416 @@
+//! `nczmap_*`: the map API of the seed header, plus the additions of Part A1.
+//!
+//! A map handle is a C-visible `NCZMAP` (allocated here, freed by
+//! `nczmap_close`). The Rust side of each open map lives in a table keyed by
+//! the handle's address, so a NULL, closed or foreign handle is recognised and
+//! refused (`NC_EINVAL`, `NC_EBADID`) instead of being dereferenced, and a map
+//! being closed on one thread stays alive until other threads' calls on it
+//! return.
+
+use std::collections::BTreeMap;
+use std::os::raw::{c_char, c_int, c_ulonglong, c_void};
+use std::ptr;
+use std::sync::{Arc, RwLock};
+
+use super::list::{self, NClist};
+use super::{c_bytes, guard, malloc_string, required_bytes, set_out};
+use crate::codes::*;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::map::{Map, NC_WRITE};
+use crate::store::Impl;
+
+/// netCDF's 64-bit size type.
+#[allow(non_camel_case_types)]
+pub type size64_t = c_ulonglong;
+
+/// The storage backends. `NCZM_UNDEF` (alias `NCZM_MEM`) is in-memory.
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NCZM_IMPL {
+    /// In-memory datasets, named by any string, shared within the process.
+    NCZM_UNDEF = 0,
+    /// An S3-compatible object store.
+    NCZM_S3 = 1,
+    /// A netCDF-4 file (not built: `NC_ENOTBUILT`).
+    NCZM_NC4 = 2,
+    /// A directory tree: one file per object.
+    NCZM_FILE = 3,
+    /// One GNZ container file.
+    NCZM_GNZ = 4,
+}
+
+/// `NCZM_IMPL` as it crosses the boundary: an `int`, so that any value a C
+/// caller passes is defined behaviour here. The header spells it `NCZM_IMPL`.
+pub type NczmImplArg = c_int;
+
+/// A map handle. C may read `format`, `url`, `mode` and `flags`; `api` gives
+/// the object operations (`map->api->read(map, ...)` = `nczmap_read(map, ...)`).
+#[repr(C)]
+pub struct NCZMAP {
+    pub format: NczmImplArg,
+    pub url: *mut c_char,
+    pub mode: c_int,
+    pub flags: size64_t,
+    pub api: *mut NCZMAP_API,
+}
+
+/// The object-level operations of a map.
+#[repr(C)]
+pub struct NCZMAP_API {
+    pub version: c_int,
+    pub close: Option<unsafe extern "C" fn(map: *mut NCZMAP, deleteit: c_int) -> c_int>,
+    pub exists: Option<unsafe extern "C" fn(map: *mut NCZMAP, key: *const c_char) -> c_int>,
+    pub len: Option<
+        unsafe extern "C" fn(map: *mut NCZMAP, key: *const c_char, sizep: *mut size64_t) -> c_int,
+    >,
+    pub defineobj: Option<unsafe extern "C" fn(map: *mut NCZMAP, key: *const c_char) -> c_int>,
+    pub read: Option<
+        unsafe extern "C" fn(
+            map: *mut NCZMAP,
+            key: *const c_char,
+            start: size64_t,
+            count: size64_t,
+            content: *mut c_void,
+        ) -> c_int,
+    >,
+    pub write: Option<
+        unsafe extern "C" fn(
+            map: *mut NCZMAP,
+            key: *const c_char,
+            start: size64_t,
+            count: size64_t,
+            content: *const c_void,
+        ) -> c_int,
+    >,
+    pub search: Option<
+        unsafe extern "C" fn(
+            map: *mut NCZMAP,
+            prefix: *const c_char,
+            matches: *mut NClist,
+        ) -> c_int,
+    >,
+}
+
+/// The dataset-level operations of a backend (the seed's plug-in table type).
+#[repr(C)]
+pub struct NCZMAP_DS_API {
+    pub version: c_int,
+    pub create: Option<
+        unsafe extern "C" fn(
+            path: *const c_char,
+            mode: c_int,
+            flags: size64_t,
+            parameters: *mut c_void,
+            mapp: *mut *mut NCZMAP,
+        ) -> c_int,
+    >,
+    pub open: Option<
+        unsafe extern "C" fn(
+            path: *const c_char,
+            mode: c_int,
+            flags: size64_t,
+            parameters: *mut c_void,
+            mapp: *mut *mut NCZMAP,
+        ) -> c_int,
+    >,
+}
+
+/// The one object API table; every handle's `api` points here.
+static OBJECT_API: NCZMAP_API = NCZMAP_API {
+    version: 1,
+    close: Some(nczmap_close),
+    exists: Some(nczmap_exists),
+    len: Some(nczmap_len),
+    defineobj: Some(nczmap_defineobj),
+    read: Some(nczmap_read),
+    write: Some(nczmap_write),
+    search: Some(nczmap_search),
+};
+
+/// Open maps by handle address.
+static OPEN_MAPS: RwLock<BTreeMap<usize, Arc<Map>>> = RwLock::new(BTreeMap::new());
+
+pub(crate) fn lookup(map: *mut NCZMAP) -> Result<Arc<Map>> {
+    if map.is_null() {
+        return Err(Error::Invalid("NULL map"));
+    }
+    let table = OPEN_MAPS.read().unwrap_or_else(|e| e.into_inner());
+    table.get(&(map as usize)).cloned().ok_or(Error::BadHandle)
+}
+
+/// Runs `op` on the open map behind `map`.
+pub(crate) fn with_map(map: *mut NCZMAP, op: impl FnOnce(&Map) -> Result<()>) -> c_int {
+    guard(|| op(&*lookup(map)?))
+}
+
+/// Parses a key argument: NULL and `""` are `NC_EINVAL`; `/` is the root.
+pub(crate) unsafe fn object_key(key: *const c_char) -> Result<Key> {
+    let bytes = required_bytes(key, "NULL key")?;
+    if bytes.is_empty() {
+        return Err(Error::Invalid("empty key"));
+    }
+    Key::parse(bytes)
+}
+
+/// Shared body of create and open.
+unsafe fn start_map(
+    impl_: NczmImplArg,
+    path: *const c_char,
+    mode: c_int,
+    flags: size64_t,
+    mapp: *mut *mut NCZMAP,
+    create: bool,
+) -> Result<()> {
+    let path = required_bytes(path, "NULL dataset path")?;
+    if path.is_empty() {
+        return Err(Error::Invalid("empty dataset path"));
+    }
+    if mapp.is_null() {
+        return Err(Error::Invalid("NULL mapp"));
+    }
+    *mapp = ptr::null_mut();
+    let imp = Impl::from_raw(impl_).ok_or(Error::NotBuilt)?;
+    let location = std::str::from_utf8(path).map_err(|_| Error::Url)?;
+    let map = if create {
+        Map::create(imp, location, mode, flags)?
+    } else {
+        Map::open(imp, location, mode, flags)?
+    };
+    let url = match malloc_string(path) {
+        Ok(url) => url,
+        Err(e) => {
+            let _ = map.close(false);
+            return Err(e);
+        }
+    };
+    // netCDF records NC_NETCDF4 in the mode, and NC_WRITE for created maps.
+    let mode = mode | 0x1000 | if map.is_writable() { NC_WRITE } else { 0 };
+    let handle = Box::into_raw(Box::new(NCZMAP {
+        format: imp as c_int,
+        url,
+        mode,
+        flags,
+        api: &OBJECT_API as *const NCZMAP_API as *mut NCZMAP_API,
+    }));
+    OPEN_MAPS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(handle as usize, Arc::new(map));
+    *mapp = handle;
+    Ok(())
+}
+
+/// Creates a dataset and opens a map on it, writable.
+///
+/// `impl`: the backend. `path`: a directory path or `file:` URL (FILE), any
+/// name or `mem://name` (UNDEF/MEM). `mode`: `NC_NOCLOBBER` keeps an existing
+/// dataset's content; otherwise an existing dataset is emptied, and a
+/// non-empty directory that holds no dataset is refused with `NC_EEXIST`.
+/// `flags` bit 8 (byte-range) gives `NC_EPERM`. `parameters` is unused.
+/// On success `*mapp` is a map to release with `nczmap_close` (never `free`).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `mapp` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_create(
+    impl_: NczmImplArg,
+    path: *const c_char,
+    mode: c_int,
+    flags: size64_t,
+    parameters: *mut c_void,
+    mapp: *mut *mut NCZMAP,
+) -> c_int {
+    let _ = parameters;
+    guard(|| start_map(impl_, path, mode, flags, mapp, true))
+}
+
+/// Opens a map on an existing dataset: writable with `NC_WRITE` in `mode`,
+/// else read-only (every mutation then gives `NC_EPERM`). A missing dataset
+/// gives `NC_EEMPTY`. Release `*mapp` with `nczmap_close`.
+///
+/// # Safety
+/// As for `nczmap_create`.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_open(
+    impl_: NczmImplArg,
+    path: *const c_char,
+    mode: c_int,
+    flags: size64_t,
+    parameters: *mut c_void,
+    mapp: *mut *mut NCZMAP,
+) -> c_int {
+    let _ = parameters;
+    guard(|| start_map(impl_, path, mode, flags, mapp, false))
+}
+
+/// Closes a map and frees the handle, also when an error is returned. With
+/// `deleteit` non-zero the dataset is deleted (and nothing outside it);
+/// otherwise everything written is made durable first. NULL: `NC_NOERR`.
+/// A handle that is not open gives `NC_EBADID`.
+///
+/// # Safety
+/// `map` is NULL or a handle from `nczmap_create`/`nczmap_open`.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_close(map: *mut NCZMAP, deleteit: c_int) -> c_int {
+    if map.is_null() {
+        return NC_NOERR;
+    }
+    guard(|| {
+        let entry = OPEN_MAPS
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(map as usize))
+            .ok_or(Error::BadHandle)?;
+        let handle = Box::from_raw(map);
+        libc::free(handle.url as *mut c_void);
+        drop(handle);
+        // Calls still running on other threads hold a reference: wait for them.
+        let mut entry = entry;
+        let map = loop {
+            match Arc::try_unwrap(entry) {
+                Ok(map) => break map,
+                Err(shared) => {
+                    entry = shared;
+                    std::thread::yield_now();
+                }
+            }
+        };
+        map.close(deleteit != 0)
+    })
+}
+
+/// `NC_NOERR` if `key` names an object (content, possibly empty);
+/// `NC_EEMPTY` for anything else (missing, intermediate key, `/`).
+///
+/// # Safety
+/// `map` is NULL or a handle; `key` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_exists(map: *mut NCZMAP, key: *const c_char) -> c_int {
+    with_map(map, |m| m.exists(&object_key(key)?))
+}
+
+/// The object's length into `*sizep` (`sizep` may be NULL); `NC_EEMPTY`
+/// and `*sizep = 0` if `key` is not an object.
+///
+/// # Safety
+/// As for `nczmap_exists`; `sizep` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_len(
+    map: *mut NCZMAP,
+    key: *const c_char,
+    sizep: *mut size64_t,
+) -> c_int {
+    set_out(sizep, 0);
+    with_map(map, |m| {
+        let len = m.len(&object_key(key)?)?;
+        set_out(sizep, len);
+        Ok(())
+    })
+}
+
+/// Creates an empty object (and its intermediate keys) if it does not exist;
+/// an existing object is left as it is. A key that is a prefix of an object,
+/// or lies below one, gives `NC_EINVAL`.
+///
+/// # Safety
+/// As for `nczmap_exists`.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_defineobj(map: *mut NCZMAP, key: *const c_char) -> c_int {
+    with_map(map, |m| m.define(&object_key(key)?))
+}
+
+/// Reads `count` bytes at `start` into `content` (caller's buffer of at
+/// least `count` bytes). Past the end: `NC_EEDGE`, buffer untouched.
+/// `count == 0`: `NC_NOERR` for an object.
+///
+/// # Safety
+/// As for `nczmap_exists`; `content` is valid for `count` bytes of writes.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_read(
+    map: *mut NCZMAP,
+    key: *const c_char,
+    start: size64_t,
+    count: size64_t,
+    content: *mut c_void,
+) -> c_int {
+    with_map(map, |m| {
+        let key = object_key(key)?;
+        let buf: &mut [u8] = match usize::try_from(count) {
+            Ok(0) => &mut [],
+            Ok(n) if n <= isize::MAX as usize && !content.is_null() => {
+                std::slice::from_raw_parts_mut(content as *mut u8, n)
+            }
+            Ok(_) if content.is_null() => return Err(Error::Invalid("NULL buffer")),
+            _ => return Err(Error::Invalid("count too large")),
+        };
+        m.read(&key, start, buf)
+    })
+}
+
+/// Writes `count` bytes from `content` at `start`. The object is created if
+/// missing, extended when the write passes its end (a gap reads as zeros),
+/// never shrunk. `count == 0` changes nothing.
+///
+/// # Safety
+/// As for `nczmap_exists`; `content` is valid for `count` bytes of reads.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_write(
+    map: *mut NCZMAP,
+    key: *const c_char,
+    start: size64_t,
+    count: size64_t,
+    content: *const c_void,
+) -> c_int {
+    with_map(map, |m| {
+        let key = object_key(key)?;
+        let data: &[u8] = match usize::try_from(count) {
+            Ok(0) => &[],
+            Ok(n) if n <= isize::MAX as usize && !content.is_null() => {
+                std::slice::from_raw_parts(content as *const u8, n)
+            }
+            Ok(_) if content.is_null() => return Err(Error::Invalid("NULL buffer")),
+            _ => return Err(Error::Invalid("count too large")),
+        };
+        m.write(&key, start, data)
+    })
+}
+
+/// Appends to `matches` the full keys of the immediate children of `prefix`
+/// (objects and intermediate keys), sorted bytewise: the prefix as given,
+/// then `/` unless it ends in one, then the name. NULL or `""` prefix: the
+/// root. A leaf or a missing prefix adds nothing and returns `NC_NOERR`.
+/// The strings are `malloc`ed: free them with `nclistfreeall`.
+///
+/// # Safety
+/// As for `nczmap_exists`; `matches` is NULL or a valid list.
+#[no_mangle]
+pub unsafe extern "C" fn nczmap_search(
+    map: *mut NCZMAP,
+    prefix: *const c_char,
+    matches: *mut NClist,
+) -> c_int {
+    with_map(map, |m| {
+        let matches = matches
+            .as_mut()
+            .ok_or(Error::Invalid("NULL matches list"))?;
+        let given = c_bytes(prefix).unwrap_or(b"");
+        let names = m.search(&Key::parse(given)?)?;
+        let mut full = Vec::with_capacity(given.len() + 64);
+        for name in names {
+            full.clear();
+            full.extend_from_slice(given);
+            if given.last() != Some(&b'/') {
+                full.push(b'/');
+            }
+            full.extend_from_slice(name.as_bytes());
+            let entry = malloc_string(&full)?;
+            if !list::push(matches, entry as *mut c_void) {
+                libc::free(entry as *mut c_void);
+                return Err(Error::NoMem);
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,81 @@
+//! The C boundary: the only place with `unsafe`.
+//!
+//! Every export runs its body inside `guard`, which turns a Rust `Result`
+//! into an NC status and a panic into `NC_EINTERNAL`, so no unwind ever
+//! crosses into C. Pointers are checked here; past this module, the code
+//! works on validated Rust values only.
+
+// Declaration order is the header's order: the seed API, the additions,
+// then the NClist functions.
+pub mod extra;
+pub mod list;
+pub mod map;
+pub mod path;
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::codes::{NC_EINTERNAL, NC_NOERR};
+use crate::error::{Error, Result};
+
+/// Runs `body`, mapping its outcome to an NC status code.
+pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => NC_NOERR,
+        Ok(Err(e)) => e.code(),
+        Err(_) => NC_EINTERNAL,
+    }
+}
+
+/// Runs `body` for a value-returning export; a panic gives `fallback`.
+pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// The bytes of a NUL-terminated C string; `None` for NULL.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub(crate) unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        None
+    } else {
+        Some(CStr::from_ptr(ptr).to_bytes())
+    }
+}
+
+/// Like `c_bytes`, but NULL is `NC_EINVAL`.
+///
+/// # Safety
+/// As for `c_bytes`.
+pub(crate) unsafe fn required_bytes<'a>(
+    ptr: *const c_char,
+    what: &'static str,
+) -> Result<&'a [u8]> {
+    c_bytes(ptr).ok_or(Error::Invalid(what))
+}
+
+/// A `malloc`ed, NUL-terminated copy of `bytes`, for C to `free`.
+pub(crate) fn malloc_string(bytes: &[u8]) -> Result<*mut c_char> {
+    // SAFETY: we allocate len+1 bytes and write exactly that many.
+    unsafe {
+        let ptr = libc::malloc(bytes.len() + 1) as *mut u8;
+        if ptr.is_null() {
+            return Err(Error::NoMem);
+        }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
+        *ptr.add(bytes.len()) = 0;
+        Ok(ptr as *mut c_char)
+    }
+}
+
+/// Stores `value` through `out` when `out` is not NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for a write of `T`.
+pub(crate) unsafe fn set_out<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        out.write(value);
+    }
+}

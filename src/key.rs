@@ -1,0 +1,221 @@
+//! Object keys: validation (zmap-api.md Part A3) and the canonical form.
+//!
+//! A `Key` is always valid and canonical: `/` for the root, else `/a/b` with
+//! no empty, `.` or `..` segment, no control character or backslash, UTF-8,
+//! segments of at most 255 bytes and at most 1024 bytes in all. Backends can
+//! therefore join a key to a root directory or an S3 prefix without further
+//! checks: a key never reaches outside its dataset.
+
+use crate::error::{Error, Result};
+
+/// Longest key (S3's limit, applied to every backend so datasets can move).
+pub const MAX_KEY_LEN: usize = 1024;
+/// Longest segment (a file name on common file systems).
+pub const MAX_SEGMENT_LEN: usize = 255;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(String);
+
+impl Key {
+    /// The dataset root, `/`.
+    pub fn root() -> Key {
+        Key("/".to_string())
+    }
+
+    /// Parses a key given by a caller. One leading and one trailing `/` are
+    /// optional; `""` and `"/"` are the root.
+    pub fn parse(raw: &[u8]) -> Result<Key> {
+        let body = raw.strip_prefix(b"/").unwrap_or(raw);
+        if body.is_empty() {
+            return Ok(Key::root());
+        }
+        // One trailing '/' is ignored; what remains must be non-empty ("//").
+        let body = body.strip_suffix(b"/").unwrap_or(body);
+        if body.len() + 1 > MAX_KEY_LEN {
+            return Err(Error::Invalid("key longer than 1024 bytes"));
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Error::Invalid("key is not UTF-8"))?;
+        for segment in text.split('/') {
+            check_segment(segment)?;
+        }
+        let mut key = String::with_capacity(text.len() + 1);
+        key.push('/');
+        key.push_str(text);
+        Ok(Key(key))
+    }
+
+    /// Parses a key that must name an object (not the root).
+    pub fn parse_object(raw: &[u8]) -> Result<Key> {
+        let key = Key::parse(raw)?;
+        if key.is_root() {
+            return Err(Error::Invalid("the root is not an object"));
+        }
+        Ok(key)
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.len() == 1
+    }
+
+    /// Canonical text: `/` or `/a/b`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key without its leading `/` (`""` for the root): a relative path.
+    pub fn relative(&self) -> &str {
+        &self.0[1..]
+    }
+
+    /// The segments, first to last (none for the root).
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.relative().split('/').filter(|s| !s.is_empty())
+    }
+
+    /// The last segment (`""` for the root).
+    pub fn name(&self) -> &str {
+        let rel = self.relative();
+        rel.rsplit('/').next().unwrap_or(rel)
+    }
+
+    /// The parent key; `None` for the root.
+    pub fn parent(&self) -> Option<Key> {
+        if self.is_root() {
+            return None;
+        }
+        match self.0.rfind('/') {
+            Some(0) => Some(Key::root()),
+            Some(i) => Some(Key(self.0[..i].to_string())),
+            None => None,
+        }
+    }
+
+    /// Every proper ancestor except the root, outermost first: `/a`, `/a/b`
+    /// for `/a/b/c`.
+    pub fn ancestors(&self) -> impl Iterator<Item = &str> {
+        let s = self.0.as_str();
+        s.match_indices('/').skip(1).map(move |(i, _)| &s[..i])
+    }
+
+    /// The child key `self/name`; `name` must be a valid segment.
+    pub fn child(&self, name: &str) -> Result<Key> {
+        check_segment(name)?;
+        let mut key = String::with_capacity(self.0.len() + name.len() + 1);
+        key.push_str(&self.0);
+        if !self.is_root() {
+            key.push('/');
+        }
+        key.push_str(name);
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::Invalid("key longer than 1024 bytes"));
+        }
+        Ok(Key(key))
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One segment of a key: non-empty, not `.`/`..`, no control character, no
+/// backslash, at most 255 bytes.
+pub fn check_segment(segment: &str) -> Result<()> {
+    if segment.is_empty() {
+        return Err(Error::Invalid("empty key segment"));
+    }
+    if segment == "." || segment == ".." {
+        return Err(Error::Invalid("'.' or '..' key segment"));
+    }
+    if segment.len() > MAX_SEGMENT_LEN {
+        return Err(Error::Invalid("key segment longer than 255 bytes"));
+    }
+    if segment
+        .chars()
+        .any(|c| c.is_control() || c == '\\' || c == '/')
+    {
+        return Err(Error::Invalid("control character or backslash in key"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(raw: &str) -> String {
+        Key::parse(raw.as_bytes()).unwrap().as_str().to_string()
+    }
+
+    fn rejected(raw: &[u8]) -> bool {
+        matches!(Key::parse(raw), Err(Error::Invalid(_)))
+    }
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(ok("/a/b"), "/a/b");
+        assert_eq!(ok("a/b"), "/a/b");
+        assert_eq!(ok("/a/b/"), "/a/b");
+        assert_eq!(ok("a/"), "/a");
+        assert_eq!(ok("/"), "/");
+        assert_eq!(ok(""), "/");
+        assert_eq!(ok("/.zarray"), "/.zarray");
+        assert_eq!(ok("/a/..b/c..d/.x"), "/a/..b/c..d/.x");
+        assert_eq!(ok("/données/ключ"), "/données/ключ");
+    }
+
+    #[test]
+    fn rejected_forms() {
+        for raw in [
+            &b"//a"[..],
+            b"/a//b",
+            b"/a/b//",
+            b"//",
+            b"/..",
+            b"..",
+            b"/a/../b",
+            b"/a/./b",
+            b"./a",
+            b"/a/..",
+            b"/a\\b",
+            b"\\..\\x",
+            b"/a\x01b",
+            b"/a\nb",
+            b"/a\x7fb",
+            b"/a\0b",
+            b"/\xff\xfe",
+        ] {
+            assert!(
+                rejected(raw),
+                "{:?} should be rejected",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn length_limits() {
+        let seg255 = "x".repeat(255);
+        assert!(Key::parse(format!("/{seg255}").as_bytes()).is_ok());
+        assert!(rejected(format!("/{seg255}y").as_bytes()));
+        let long = vec!["abcdefg"; 128].join("/"); // 128*8-1 = 1023 bytes + '/'
+        assert_eq!(Key::parse(long.as_bytes()).unwrap().as_str().len(), 1024);
+        assert!(rejected(format!("{long}x").as_bytes()));
+    }
+
+    #[test]
+    fn structure() {
+        let k = Key::parse(b"/a/b/c").unwrap();
+        assert_eq!(k.name(), "c");
+        assert_eq!(k.parent().unwrap().as_str(), "/a/b");
+        assert_eq!(k.ancestors().collect::<Vec<_>>(), vec!["/a", "/a/b"]);
+        assert_eq!(k.segments().collect::<Vec<_>>(), vec!["a", "b", "c"]);
+        assert_eq!(Key::parse(b"/a").unwrap().parent().unwrap(), Key::root());
+        assert_eq!(Key::root().parent(), None);
+        assert_eq!(Key::root().child("x").unwrap().as_str(), "/x");
+        assert!(Key::root().child("..").is_err());
+        assert!(Key::parse_object(b"/").is_err());
+        assert!(Key::parse_object(b"").is_err());
+    }
+}

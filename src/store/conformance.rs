@@ -1,0 +1,1 @@
+//! One conformance suite, run against every backend (zmap-api.md Part A4).

@@ -1,0 +1,213 @@
+//! `NCZM_UNDEF` / `NCZM_MEM`: datasets in process memory.
+//!
+//! A dataset is named by any string and lives in a process-wide table until
+//! it is deleted (`close(map, 1)`), so create/close/open/read works as it
+//! does with files. Objects are kept in one sorted map per dataset, keyed by
+//! canonical key, which makes a one-level search a skip-scan over the
+//! children rather than a walk over every descendant.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::{OpenOptions, Store};
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::location;
+
+type Objects = BTreeMap<String, Vec<u8>>;
+
+#[derive(Default)]
+struct Dataset {
+    objects: RwLock<Objects>,
+}
+
+impl Dataset {
+    // A panic while holding a lock cannot leave an object half-updated in a
+    // way that breaks memory safety, so poisoned locks are simply reused.
+    fn read(&self) -> RwLockReadGuard<'_, Objects> {
+        self.objects.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, Objects> {
+        self.objects.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+static DATASETS: Mutex<BTreeMap<String, Arc<Dataset>>> = Mutex::new(BTreeMap::new());
+
+fn datasets() -> MutexGuard<'static, BTreeMap<String, Arc<Dataset>>> {
+    DATASETS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct MemoryStore {
+    name: String,
+    dataset: Arc<Dataset>,
+}
+
+impl MemoryStore {
+    pub fn open(location: &str, options: OpenOptions) -> Result<MemoryStore> {
+        let name = location::memory_name(location)?;
+        let mut table = datasets();
+        let dataset = match table.get(name) {
+            Some(existing) => {
+                if options.create && !options.noclobber {
+                    existing.write().clear();
+                }
+                existing.clone()
+            }
+            None if options.create => {
+                let fresh = Arc::new(Dataset::default());
+                table.insert(name.to_string(), fresh.clone());
+                fresh
+            }
+            None => return Err(Error::Empty),
+        };
+        Ok(MemoryStore {
+            name: name.to_string(),
+            dataset,
+        })
+    }
+}
+
+/// Refuses `key` if it is a proper prefix of an object or lies below one.
+fn check_leaf(objects: &Objects, key: &Key) -> Result<()> {
+    if key.ancestors().any(|a| objects.contains_key(a)) {
+        return Err(Error::Invalid("key lies below an existing object"));
+    }
+    let below = format!("{key}/");
+    let first_below = objects
+        .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
+        .next();
+    if first_below.is_some_and(|(k, _)| k.starts_with(&below)) {
+        return Err(Error::Invalid("key is a prefix of existing objects"));
+    }
+    Ok(())
+}
+
+/// Grows `object` to `len` bytes with zeros, reporting allocation failure.
+fn grow(object: &mut Vec<u8>, len: u64) -> Result<()> {
+    let len = usize::try_from(len).map_err(|_| Error::NoMem)?;
+    if len > object.len() {
+        object
+            .try_reserve_exact(len - object.len())
+            .map_err(|_| Error::NoMem)?;
+        object.resize(len, 0);
+    }
+    Ok(())
+}
+
+impl Store for MemoryStore {
+    fn len(&self, key: &Key) -> Result<u64> {
+        let objects = self.dataset.read();
+        let object = objects.get(key.as_str()).ok_or(Error::Empty)?;
+        Ok(object.len() as u64)
+    }
+
+    fn define(&self, key: &Key) -> Result<()> {
+        let mut objects = self.dataset.write();
+        if objects.contains_key(key.as_str()) {
+            return Ok(());
+        }
+        check_leaf(&objects, key)?;
+        objects.insert(key.as_str().to_string(), Vec::new());
+        Ok(())
+    }
+
+    fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
+        let objects = self.dataset.read();
+        let object = objects.get(key.as_str()).ok_or(Error::Empty)?;
+        let end = start + buf.len() as u64;
+        if end > object.len() as u64 {
+            return Err(Error::Edge);
+        }
+        buf.copy_from_slice(&object[start as usize..end as usize]);
+        Ok(())
+    }
+
+    fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
+        let mut objects = self.dataset.write();
+        if !objects.contains_key(key.as_str()) {
+            check_leaf(&objects, key)?;
+            objects.insert(key.as_str().to_string(), Vec::new());
+        }
+        let object = objects
+            .get_mut(key.as_str())
+            .ok_or(Error::Internal("object vanished"))?;
+        let end = start + data.len() as u64;
+        grow(object, end)?;
+        object[start as usize..end as usize].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn children(&self, prefix: &Key) -> Result<Vec<String>> {
+        let objects = self.dataset.read();
+        let base = if prefix.is_root() {
+            "/".to_string()
+        } else {
+            format!("{prefix}/")
+        };
+        let mut names = Vec::new();
+        let mut resume_at: Bound<String> = Bound::Included(base.clone());
+        loop {
+            let lower = match &resume_at {
+                Bound::Included(k) => Bound::Included(k.as_str()),
+                Bound::Excluded(k) => Bound::Excluded(k.as_str()),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let Some((key, _)) = objects.range::<str, _>((lower, Bound::Unbounded)).next() else {
+                break;
+            };
+            let Some(rest) = key.strip_prefix(&base) else {
+                break;
+            };
+            match rest.find('/') {
+                None => {
+                    names.push(rest.to_string());
+                    resume_at = Bound::Excluded(key.clone());
+                }
+                Some(slash) => {
+                    // Skip every key below this child: they all lie in
+                    // [base/name/, base/name0) since '0' follows '/'.
+                    let name = &rest[..slash];
+                    names.push(name.to_string());
+                    resume_at = Bound::Included(format!("{base}{name}0"));
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn remove(&self, key: &Key) -> Result<()> {
+        let mut objects = self.dataset.write();
+        objects.remove(key.as_str()).map(|_| ()).ok_or(Error::Empty)
+    }
+
+    fn truncate(&self, key: &Key, len: u64) -> Result<()> {
+        let mut objects = self.dataset.write();
+        let object = objects.get_mut(key.as_str()).ok_or(Error::Empty)?;
+        if len < object.len() as u64 {
+            object.truncate(len as usize);
+            object.shrink_to_fit();
+            Ok(())
+        } else {
+            grow(object, len)
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn close(self: Box<Self>, delete: bool) -> Result<()> {
+        if delete {
+            let mut table = datasets();
+            if table
+                .get(&self.name)
+                .is_some_and(|d| Arc::ptr_eq(d, &self.dataset))
+            {
+                table.remove(&self.name);
+            }
+        }
+        Ok(())
+    }
+}

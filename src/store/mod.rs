@@ -1,0 +1,119 @@
+//! The storage trait every backend implements, and the table that picks a
+//! backend by its `NCZM_IMPL` number.
+//!
+//! Backends are peers: each lives in its own module, knows nothing of C, and
+//! implements only storage. The rules common to all of them (read-only maps,
+//! zero-length I/O, overflow, search formatting) live one level up, in
+//! `crate::map`.
+
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+pub mod file;
+pub mod memory;
+
+/// The backends, numbered as `NCZM_IMPL` numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    Memory = 0,
+    S3 = 1,
+    Nc4 = 2,
+    File = 3,
+    Gnz = 4,
+}
+
+impl Impl {
+    pub fn from_raw(raw: i32) -> Option<Impl> {
+        Some(match raw {
+            0 => Impl::Memory,
+            1 => Impl::S3,
+            2 => Impl::Nc4,
+            3 => Impl::File,
+            4 => Impl::Gnz,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Memory => "mem",
+            Impl::S3 => "s3",
+            Impl::Nc4 => "nc4",
+            Impl::File => "file",
+            Impl::Gnz => "gnz",
+        }
+    }
+}
+
+/// How a dataset is to be opened.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// Create the dataset (making a missing root); else it must exist.
+    pub create: bool,
+    /// With `create`: keep an existing dataset's content instead of emptying it.
+    pub noclobber: bool,
+    /// Mutations allowed. A store opened without it must never change anything.
+    pub writable: bool,
+}
+
+/// A dataset's objects. Keys arrive validated and canonical (`crate::key`).
+///
+/// Every method may be called from several threads at once.
+pub trait Store: Send + Sync {
+    /// Length of the object at `key`. `Err(Empty)` when `key` is not an object
+    /// (missing, intermediate key, root).
+    fn len(&self, key: &Key) -> Result<u64>;
+
+    /// Creates an empty object at `key` if none is there; never truncates.
+    /// `Err(Invalid)` if `key` is a proper prefix of an object or lies below one.
+    fn define(&self, key: &Key) -> Result<()>;
+
+    /// Fills `buf` from `start`. `Err(Edge)` when `start + buf.len()` is past
+    /// the object's end, and then `buf` is left untouched. `Err(Empty)` when
+    /// `key` is not an object. Called with a non-empty `buf` only.
+    fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// Writes `data` at `start`, creating the object (and its intermediate
+    /// keys) when missing, zero-filling any gap, never shrinking. Prefix
+    /// conflicts as for `define`. Called with non-empty `data` only.
+    fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()>;
+
+    /// Names of the next level below `prefix` (objects and intermediate keys),
+    /// in any order. A leaf or a missing prefix gives an empty list.
+    fn children(&self, prefix: &Key) -> Result<Vec<String>>;
+
+    /// Deletes the object at `key`. `Err(Empty)` if it is not an object.
+    fn remove(&self, key: &Key) -> Result<()>;
+
+    /// Sets the object's length, cutting or zero-extending. `Err(Empty)` if
+    /// it is not an object.
+    fn truncate(&self, key: &Key, len: u64) -> Result<()>;
+
+    /// Makes everything written so far durable.
+    fn flush(&self) -> Result<()>;
+
+    /// Ends the store: flushes (if writable) or, with `delete`, removes the
+    /// whole dataset and nothing else.
+    fn close(self: Box<Self>, delete: bool) -> Result<()>;
+}
+
+/// Opens (or creates) a dataset with the backend `imp`.
+pub fn open(imp: Impl, location: &str, options: OpenOptions) -> Result<Box<dyn Store>> {
+    match imp {
+        Impl::Memory => Ok(Box::new(memory::MemoryStore::open(location, options)?)),
+        Impl::File => Ok(Box::new(file::FileStore::open(location, options)?)),
+        Impl::S3 | Impl::Nc4 | Impl::Gnz => Err(Error::NotBuilt),
+    }
+}
+
+/// True if `name` at the top of a dataset marks it as a Zarr/NCZarr dataset:
+/// create refuses to empty a non-empty place that has none of them.
+pub fn is_dataset_marker(name: &str) -> bool {
+    matches!(
+        name,
+        ".nczarr" | ".zgroup" | ".zarray" | ".zattrs" | ".zmetadata" | "zarr.json"
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod conformance;
