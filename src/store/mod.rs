@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::key::Key;
 
 pub mod file;
+pub mod gnz;
 pub mod memory;
+pub mod s3;
 
 /// The backends, numbered as `NCZM_IMPL` numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +104,9 @@ pub fn open(imp: Impl, location: &str, options: OpenOptions) -> Result<Box<dyn S
     match imp {
         Impl::Memory => Ok(Box::new(memory::MemoryStore::open(location, options)?)),
         Impl::File => Ok(Box::new(file::FileStore::open(location, options)?)),
-        Impl::S3 | Impl::Nc4 | Impl::Gnz => Err(Error::NotBuilt),
+        Impl::Gnz => gnz::open(location, options),
+        Impl::S3 => s3::open(location, options),
+        Impl::Nc4 => Err(Error::NotBuilt),
     }
 }
 

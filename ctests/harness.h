@@ -1,0 +1,112 @@
+/* A minimal test harness for the C tests: checks that count, a closing line
+ * "name: N passed, N failed", and dataset locations for every backend.
+ *
+ * Conventions (CMakeLists.txt relies on them):
+ * - every ctests/test_<name>.c is one executable;
+ * - a file with a line "// zmap-test-backends: mem file ..." is registered
+ *   once per listed backend with the backend name as argv[1];
+ * - exit 0 = pass, 1 = fail, 77 = skipped (e.g. no S3 server configured). */
+#ifndef ZMAP_TEST_HARNESS_H
+#define ZMAP_TEST_HARNESS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zmap.h"
+
+static int zt_passed, zt_failed;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (cond) {                                                          \
+            zt_passed++;                                                     \
+        } else {                                                             \
+            zt_failed++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                  \
+        }                                                                    \
+    } while (0)
+
+#define CHECK_CODE(expr, want)                                                 \
+    do {                                                                       \
+        int zt_got = (expr);                                                   \
+        int zt_want = (want);                                                  \
+        if (zt_got == zt_want) {                                               \
+            zt_passed++;                                                       \
+        } else {                                                               \
+            zt_failed++;                                                       \
+            fprintf(stderr, "%s:%d: %s returned %d (%s), expected %d (%s)\n", \
+                    __FILE__, __LINE__, #expr, zt_got,                         \
+                    nczmap_strerror(zt_got), zt_want,                          \
+                    nczmap_strerror(zt_want));                                 \
+        }                                                                      \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_CODE((expr), NC_NOERR)
+
+/* Prints the closing line and gives the exit status. */
+static int zt_finish(const char *name) {
+    printf("%s: %d passed, %d failed\n", name, zt_passed, zt_failed);
+    return zt_failed ? 1 : 0;
+}
+
+/* The backend named by a test's argv[1]; exits 77 (skip) when the backend
+ * cannot run here, 2 for an unknown name. */
+static NCZM_IMPL zt_backend(const char *name) {
+    if (strcmp(name, "mem") == 0) return NCZM_MEM;
+    if (strcmp(name, "file") == 0) return NCZM_FILE;
+    if (strcmp(name, "gnz") == 0) return NCZM_GNZ;
+    if (strcmp(name, "s3") == 0) {
+        if (getenv("ZMAP_TEST_S3_URL") == NULL) {
+            printf("skipped: ZMAP_TEST_S3_URL is not set\n");
+            exit(77);
+        }
+        return NCZM_S3;
+    }
+    fprintf(stderr, "unknown backend %s\n", name);
+    exit(2);
+}
+
+/* A fresh private directory for this test process (made once). */
+static const char *zt_tmpdir(void) {
+    static char dir[4096];
+    if (dir[0] == '\0') {
+        const char *base = getenv("ZMAP_TEST_TMPDIR");
+        if (base == NULL) base = getenv("TMPDIR");
+        if (base == NULL) base = "/tmp";
+        snprintf(dir, sizeof dir, "%s/zmap-ctest-XXXXXX", base);
+        if (mkdtemp(dir) == NULL) {
+            perror("mkdtemp");
+            exit(2);
+        }
+    }
+    return dir;
+}
+
+/* Writes into `out` a location for a dataset called `name` in `backend`:
+ * a directory (file), a .gnz file (gnz), a process-unique name (mem) or a
+ * prefix under $ZMAP_TEST_S3_URL (s3). */
+static void zt_dataset(const char *backend, const char *name, char *out,
+                       size_t outlen) {
+    if (strcmp(backend, "mem") == 0)
+        snprintf(out, outlen, "mem://%s-%ld", name, (long)getpid());
+    else if (strcmp(backend, "file") == 0)
+        snprintf(out, outlen, "%s/%s.nzf", zt_tmpdir(), name);
+    else if (strcmp(backend, "gnz") == 0)
+        snprintf(out, outlen, "%s/%s.gnz", zt_tmpdir(), name);
+    else
+        snprintf(out, outlen, "%s/%s-%ld", getenv("ZMAP_TEST_S3_URL"), name,
+                 (long)getpid());
+}
+
+/* Removes the private directory (and anything left in it). */
+static void zt_cleanup(void) {
+    const char *dir = zt_tmpdir();
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+#endif /* ZMAP_TEST_HARNESS_H */
