@@ -152,6 +152,16 @@ impl Map {
         }
     }
 
+    /// Backend facts for tools, as name/value pairs.
+    pub fn stats(&self) -> Vec<(String, String)> {
+        self.store.stats()
+    }
+
+    /// Checks the backend's own structures.
+    pub fn verify(&self) -> Result<()> {
+        self.store.verify()
+    }
+
     /// Closes the map; with `delete`, removes the dataset (allowed on a
     /// read-only map, as netCDF's suite requires).
     pub fn close(self, delete: bool) -> Result<()> {

@@ -94,6 +94,18 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<()>;
 
+    /// Backend facts for tools (`zmap info`): name/value pairs such as
+    /// header size or free space. None by default.
+    fn stats(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Checks the backend's own structures (beyond reading every object,
+    /// which callers do themselves). Nothing to check by default.
+    fn verify(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Ends the store: flushes (if writable) or, with `delete`, removes the
     /// whole dataset and nothing else.
     fn close(self: Box<Self>, delete: bool) -> Result<()>;
