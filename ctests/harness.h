@@ -9,6 +9,12 @@
 #ifndef ZMAP_TEST_HARNESS_H
 #define ZMAP_TEST_HARNESS_H
 
+/* mkdtemp & co. under -std=c11: include this header before any other. */
+#if !defined(_POSIX_C_SOURCE) && !defined(_XOPEN_SOURCE) && \
+    !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,14 +53,14 @@ static int zt_passed, zt_failed;
 #define CHECK_OK(expr) CHECK_CODE((expr), NC_NOERR)
 
 /* Prints the closing line and gives the exit status. */
-static int zt_finish(const char *name) {
+static inline int zt_finish(const char *name) {
     printf("%s: %d passed, %d failed\n", name, zt_passed, zt_failed);
     return zt_failed ? 1 : 0;
 }
 
 /* The backend named by a test's argv[1]; exits 77 (skip) when the backend
  * cannot run here, 2 for an unknown name. */
-static NCZM_IMPL zt_backend(const char *name) {
+static inline NCZM_IMPL zt_backend(const char *name) {
     if (strcmp(name, "mem") == 0) return NCZM_MEM;
     if (strcmp(name, "file") == 0) return NCZM_FILE;
     if (strcmp(name, "gnz") == 0) return NCZM_GNZ;
@@ -70,7 +76,7 @@ static NCZM_IMPL zt_backend(const char *name) {
 }
 
 /* A fresh private directory for this test process (made once). */
-static const char *zt_tmpdir(void) {
+static inline const char *zt_tmpdir(void) {
     static char dir[4096];
     if (dir[0] == '\0') {
         const char *base = getenv("ZMAP_TEST_TMPDIR");
@@ -88,7 +94,7 @@ static const char *zt_tmpdir(void) {
 /* Writes into `out` a location for a dataset called `name` in `backend`:
  * a directory (file), a .gnz file (gnz), a process-unique name (mem) or a
  * prefix under $ZMAP_TEST_S3_URL (s3). */
-static void zt_dataset(const char *backend, const char *name, char *out,
+static inline void zt_dataset(const char *backend, const char *name, char *out,
                        size_t outlen) {
     if (strcmp(backend, "mem") == 0)
         snprintf(out, outlen, "mem://%s-%ld", name, (long)getpid());
@@ -102,7 +108,7 @@ static void zt_dataset(const char *backend, const char *name, char *out,
 }
 
 /* Removes the private directory (and anything left in it). */
-static void zt_cleanup(void) {
+static inline void zt_cleanup(void) {
     const char *dir = zt_tmpdir();
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -25,6 +25,10 @@
 typedef unsigned long long size64_t;
 #endif
 
+struct NCZMAP;
+struct NCZMAP_API;
+struct NClist;
+
 /* netCDF status codes (as in netcdf.h) that zmap functions return. */
 #ifndef NC_NOERR
 #define NC_NOERR 0 /**< No error */
