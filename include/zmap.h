@@ -481,6 +481,95 @@ int nczmap_write(struct NCZMAP *map, const char *key, size64_t start, size64_t c
 int nczmap_search(struct NCZMAP *map, const char *prefix, struct NClist *matches);
 
 /**
+ * Splits `path` at `/` into `segments`: `nczm_split_delim(path, '/',
+ * segments)`.
+ *
+ * # Safety
+ * As for `nczm_split_delim`.
+ */
+int nczm_split(const char *path, struct NClist *segments);
+
+/**
+ * Splits `path` at `delim`, appending each piece to `segments` (which is
+ * not cleared first) as a `malloc`ed string that the caller owns: free the
+ * pieces with `free()` or the list with `nclistfreeall`.
+ *
+ * One leading `delim` is skipped and one trailing `delim` is accepted:
+ * `"/a/b"` and `"a/b/"` give `a`, `b`; `"/"` gives nothing. An empty piece
+ * (`"//a"`, `"/a//b"`) stops with `NC_EURL`; the pieces before it stay in
+ * the list. `path` NULL or `""`, or `segments` NULL: `NC_EINVAL`, nothing
+ * appended. `NC_ENOMEM` if a copy cannot be allocated.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `segments` is NULL or a list
+ * from `nclistnew`.
+ */
+int nczm_split_delim(const char *path, char delim, struct NClist *segments);
+
+/**
+ * Joins the strings of `segments` into a path in `*pathp`: `"/"` for an
+ * empty list, else each segment preceded by `/` unless it begins with `/`
+ * (`[a, b]` and `[/a, b]` give `"/a/b"`).
+ *
+ * The result is `malloc`ed; the caller frees it with `free()`. `pathp` NULL:
+ * no result is kept. `segments` NULL, or a NULL element: `NC_EINVAL` and
+ * `*pathp` untouched.
+ *
+ * # Safety
+ * `segments` is NULL or a valid list of NULL or NUL-terminated strings;
+ * `pathp` is NULL or valid for a write.
+ */
+int nczm_join(struct NClist *segments, char **pathp);
+
+/**
+ * Like `nczm_join`, but a first segment that is exactly a Windows drive
+ * (letter and `:`) is not preceded by `/`: `[C:, a]` gives `"C:/a"`, and
+ * `[C:]` alone gives that drive's root `"C:/"`.
+ *
+ * The result is `malloc`ed; the caller frees it with `free()`. `pathp` NULL:
+ * no result is kept. `segments` NULL, or a NULL element: `NC_EINVAL` and
+ * `*pathp` untouched.
+ *
+ * # Safety
+ * As for `nczm_join`.
+ */
+int nczm_joinpath(struct NClist *segments, char **pathp);
+
+/**
+ * Concatenates two key parts into `*pathp`: `prefix` minus one trailing
+ * `/`, then `/` if `suffix` is non-empty and does not begin with `/`, then
+ * `suffix`. A NULL or `""` prefix means `"/"`, a NULL suffix `""`:
+ * `(NULL, "/.nczarr")` gives `"/.nczarr"`, `("/meta1", ".zarray")` gives
+ * `"/meta1/.zarray"`, `("/", NULL)` gives `""`.
+ *
+ * The result is `malloc`ed; the caller frees it with `free()`. `pathp` NULL:
+ * no result is kept. `NC_NOERR`, or `NC_ENOMEM`.
+ *
+ * # Safety
+ * `prefix` and `suffix` are NULL or NUL-terminated strings; `pathp` is NULL
+ * or valid for a write.
+ */
+int nczm_concat(const char *prefix, const char *suffix, char **pathp);
+
+/**
+ * Divides `key` after `nsegs` segments into `*prefixp` and `*suffixp` (the
+ * suffix keeps its leading `/`); a negative `nsegs` leaves |nsegs| segments
+ * in the suffix: `("/a/b/c", -1)` gives `"/a/b"` and `"/c"`, `("/a", 0)`
+ * gives `""` and `"/a"`.
+ *
+ * The key has 1 + (number of `/` after an optional leading `/`) segments;
+ * |nsegs| above that is `NC_EINVAL`. A NULL or `""` key: `NC_NOERR` and no
+ * output. Both results are `malloc`ed, each only if its pointer is not
+ * NULL; the caller frees them with `free()`. On any error neither output is
+ * written.
+ *
+ * # Safety
+ * `key` is NULL or a NUL-terminated string; `prefixp` and `suffixp` are
+ * NULL or valid for a write.
+ */
+int nczm_divide_at(const char *key, int nsegs, char **prefixp, char **suffixp);
+
+/**
  * Frees `map->url` and sets it to NULL, leaving the map itself alone (the
  * seed's helper for backends' close functions). NULL map: `NC_NOERR`.
  *
@@ -489,6 +578,47 @@ int nczmap_search(struct NCZMAP *map, const char *prefix, struct NClist *matches
  * NULL or `malloc`ed.
  */
 int nczm_clear(struct NCZMAP *map);
+
+/**
+ * 1 if `path` is absolute: it begins with `/` or `\`, or with an ASCII
+ * letter and `:` (a Windows drive). 0 otherwise, also for NULL and `""`.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string.
+ */
+int nczm_isabsolutepath(const char *path);
+
+/**
+ * Copies `path` into `*newpathp` with every `\` turned into `/` and the
+ * `/` of a leading `/X:` (drive letter from a URL) dropped: `"/C:/x"`
+ * gives `"C:/x"`. `local` (convert to the platform's separator) changes
+ * nothing off Windows, where the separator is `/`.
+ *
+ * The result is `malloc`ed; the caller frees it with `free()`. `newpathp`
+ * NULL: no result is kept. `path` NULL: `NC_EINVAL`. `NC_ENOMEM` if the
+ * copy cannot be allocated.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `newpathp` is NULL or valid
+ * for a write.
+ */
+int nczm_localize(const char *path, char **newpathp, int local);
+
+/**
+ * The canonical form of a dataset path in `*cpathp`: the same as
+ * `nczm_localize(path, cpathp, 0)`. netCDF's MSYS/Cygwin rewrites of
+ * `/x/...` and `/cygdrive/x/...` into `x:/...` are not applied: on Linux
+ * they would make absolute paths relative.
+ *
+ * The result is `malloc`ed; the caller frees it with `free()`. `cpathp`
+ * NULL: no result is kept. `path` NULL: `NC_NOERR` with `*cpathp`
+ * untouched (as netCDF). `NC_ENOMEM` if the copy cannot be allocated.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `cpathp` is NULL or valid for
+ * a write.
+ */
+int nczm_canonicalpath(const char *path, char **cpathp);
 
 #ifdef __cplusplus
 }  // extern "C"
