@@ -78,7 +78,7 @@ unsafe fn list<'a>(l: *mut NClist) -> Option<&'a mut NClist> {
 }
 
 /// The elements as a slice (empty for NULL or empty lists).
-unsafe fn elements<'a>(l: &'a NClist) -> &'a [*mut c_void] {
+unsafe fn elements(l: &NClist) -> &[*mut c_void] {
     if l.content.is_null() || l.length == 0 {
         &[]
     } else {
