@@ -5,7 +5,9 @@
 // zmap-test-backends: mem file
 #include "harness.h"
 
+#include <dirent.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 static const char *backend;
 static NCZM_IMPL impl;
@@ -114,6 +116,86 @@ static int all_byte(const unsigned char *p, size_t n, unsigned char b) {
         if (p[i] != b) return 0;
     return 1;
 }
+
+
+/* ------------------------------------------- the FILE backend's disk tree */
+
+static int cmpstr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void tree_walk(const char *full, const char *rel, int times,
+                      NClist *lines) {
+    DIR *d = opendir(full);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char cfull[8192], crel[8192], line[8400];
+        snprintf(cfull, sizeof cfull, "%s/%s", full, e->d_name);
+        snprintf(crel, sizeof crel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        struct stat st;
+        if (lstat(cfull, &st) != 0)
+            snprintf(line, sizeof line, "%s ?", crel);
+        else if (S_ISDIR(st.st_mode))
+            snprintf(line, sizeof line, "%s/", crel);
+        else if (S_ISREG(st.st_mode))
+            snprintf(line, sizeof line, "%s %lld", crel, (long long)st.st_size);
+        else
+            snprintf(line, sizeof line, "%s <mode %o>", crel, (unsigned)st.st_mode);
+        if (times && lstat(cfull, &st) == 0) {
+            size_t n = strlen(line);
+            snprintf(line + n, sizeof line - n, " @%lld.%09ld",
+                     (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+        }
+        nclistpush(lines, strdup(line));
+        if (S_ISDIR(st.st_mode)) tree_walk(cfull, crel, times, lines);
+    }
+    closedir(d);
+}
+
+/* The dataset directory's content, one sorted line per entry: "dir/" or
+ * "file size" (with mtimes if `times`), relative to the root. */
+static char *tree(const char *root, int times) {
+    NClist *lines = nclistnew();
+    tree_walk(root, "", times, lines);
+    if (times) {
+        struct stat st;
+        char line[100];
+        if (stat(root, &st) == 0) {
+            snprintf(line, sizeof line, ". @%lld.%09ld",
+                     (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+            nclistpush(lines, strdup(line));
+        }
+    }
+    if (nclistlength(lines) > 1)
+        qsort(lines->content, lines->length, sizeof(void *), cmpstr);
+    size_t total = 1;
+    for (size_t i = 0; i < nclistlength(lines); i++)
+        total += strlen(nclistget(lines, i)) + 1;
+    char *out = malloc(total), *p = out;
+    for (size_t i = 0; i < nclistlength(lines); i++)
+        p += sprintf(p, "%s\n", (const char *)nclistget(lines, i));
+    *p = '\0';
+    nclistfreeall(lines);
+    return out;
+}
+
+/* File backend only: the tree holds exactly one directory per intermediate
+ * key and one regular file per object, nothing else (Part A4). */
+static void check_tree_at(const char *root, const char *want, int line) {
+    if (strcmp(backend, "file") != 0) return;
+    char *got = tree(root, 0);
+    if (strcmp(got, want) == 0) {
+        zt_passed++;
+    } else {
+        zt_failed++;
+        fprintf(stderr, "%s:%d: tree of %s\n--- expected:\n%s--- got:\n%s---\n",
+                __FILE__, line, root, want, got);
+    }
+    free(got);
+}
+#define check_tree(root, want) check_tree_at((root), (want), __LINE__)
 
 /* ----------------------------------------------------------- exists / len */
 
@@ -264,6 +346,7 @@ static void test_write(void) {
     check_search(map, "/w", "/w/hole", "/w/x");
     /* Durable after close. */
     CHECK_OK(nczmap_close(map, 0));
+    check_tree(path, "w/\nw/hole 1003\nw/x 22\n");
     map = reopen(path, 0);
     {
         unsigned char want[22];
@@ -450,6 +533,7 @@ static void test_prefix_leaf(void) {
     CHECK_OK(nczmap_exists(map, "/p"));
     check_search(map, "/", "/a", "/p");
     CHECK_OK(nczmap_close(map, 0));
+    check_tree(path, "a/\na/b/\na/b/c/\na/b/c/d 1\na/b/c/e 0\na/bb 0\np 0\n");
     map = reopen(path, 0);
     check_search(map, "/", "/a", "/p");
     check_search_none(map, "/p");
@@ -466,6 +550,7 @@ static void test_readonly(void) {
     put(map, "/ro/a", "alpha");
     put(map, "/ro/b", "beta");
     CHECK_OK(nczmap_close(map, 0));
+    char *disk_before = strcmp(backend, "file") == 0 ? tree(path, 1) : NULL;
 
     for (int variant = 0; variant < 2; variant++) {
         map = NULL;
@@ -496,6 +581,20 @@ static void test_readonly(void) {
         check_search(map, "/ro", "/ro/a", "/ro/b");
         CHECK_OK(nczmap_close(map, 0));
     }
+    if (disk_before) {
+        /* Not even a lock file came and went: every mtime is the same. */
+        char *disk_after = tree(path, 1);
+        if (strcmp(disk_before, disk_after) == 0) {
+            zt_passed++;
+        } else {
+            zt_failed++;
+            fprintf(stderr, "read-only maps changed the disk\n--- before:\n%s"
+                    "--- after:\n%s", disk_before, disk_after);
+        }
+        free(disk_after);
+        free(disk_before);
+    }
+    check_tree(path, "ro/\nro/a 5\nro/b 4\n");
     /* And nothing changed in the stored dataset either. */
     map = reopen(path, NC_WRITE);
     CHECK((map->mode & NC_WRITE) != 0);
@@ -544,6 +643,7 @@ static void test_lifecycle(void) {
         put(map, "/.nczarr", "new");
         CHECK_OK(nczmap_close(map, 0));
     }
+    check_tree(path, ".nczarr 3\n");
     map = reopen(path, 0);
     check_search(map, "/", "/.nczarr");
     check_text(map, "/.nczarr", "new");
@@ -654,6 +754,7 @@ static void test_additions(void) {
     CHECK_OK(nczmap_write(map, "/t/obj", 0, 3, "abc"));
     CHECK_OK(nczmap_flush(map));
     CHECK_OK(nczmap_close(map, 0));
+    check_tree(path, "t/\nt/obj 6\nt/other 3\n");
     map = reopen(path, 0);
     check_content(map, "/t/obj", "abc\0\0\0", 6);
     check_content(map, "/t/other", "\0\0x", 3);
@@ -966,6 +1067,7 @@ static void test_big_object(void) {
     CHECK_OK(nczmap_read(map, "/big/chunk", 0, total, back));
     CHECK(memcmp(back, data, total) == 0);
     CHECK_OK(nczmap_close(map, 0));
+    check_tree(path, "big/\nbig/chunk 5242880\n");
 
     map = reopen(path, 0);
     /* Reads across piece boundaries. */
