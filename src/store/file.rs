@@ -1,43 +1,1035 @@
-//! `NCZM_FILE`: a directory tree, one file per object.
+//! `NCZM_FILE`: a directory tree, one regular file per object, one directory
+//! per intermediate key, and nothing else (no lock, metadata or temporary
+//! files), so `find` over a dataset shows exactly its keys (zmap-api.md A4).
+//!
+//! Every operation works relative to a directory fd of the root held for the
+//! map's lifetime, so a relative root is resolved once, at open, and later
+//! `chdir`s do not move the dataset.
+//!
+//! Symbolic links are foreign to the data model: the backend never creates
+//! one, never lists one, never treats one as an object (the last component of
+//! a key is opened with `O_NOFOLLOW`: `len`/`read` give `Empty`, `define`/
+//! `write` give `Invalid`) and `close(delete)` unlinks them without following.
+//! A link in an intermediate position is followed by object opens only while
+//! it stays inside the dataset (`openat2` with `RESOLVE_BENEATH`, where the
+//! kernel has it). `len` is a single `fstatat`, which cannot confine
+//! intermediate links: through a link leading out of the dataset it may
+//! report a size, but no byte is ever read or written there.
+//!
+//! Durability: mutations set `dirty`; `flush` and `close(false)` then run one
+//! `syncfs` on the root's file system, which covers file data and the
+//! directory entries of new objects alike.
+
+use std::ffi::{CStr, CString, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, CWD};
+use rustix::io::Errno;
 
 use super::{OpenOptions, Store};
 use crate::error::{Error, Result};
-use crate::key::Key;
+use crate::key::{self, Key};
+use crate::location;
 
-pub struct FileStore;
+/// Permissions of new objects and directories, before the umask.
+const FILE_MODE: u32 = 0o666;
+const DIR_MODE: u32 = 0o777;
+
+/// How often an operation that lost a race (a directory it needed was pruned
+/// by a concurrent `remove`, or `openat2` saw a concurrent rename) is retried.
+const RETRIES: usize = 16;
+
+/// How object paths are resolved below the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resolve {
+    /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: no escape.
+    Beneath,
+    /// Plain `openat`: only the last component is kept from following links.
+    NoFollowLast,
+}
+
+const OPENAT2_UNKNOWN: u8 = 0;
+const OPENAT2_YES: u8 = 1;
+const OPENAT2_NO: u8 = 2;
+static OPENAT2: AtomicU8 = AtomicU8::new(OPENAT2_UNKNOWN);
+
+fn beneath() -> ResolveFlags {
+    ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
+}
+
+/// Whether `openat2` works here, probed once per process on a real root.
+fn detect_resolve(root: BorrowedFd<'_>) -> Resolve {
+    match OPENAT2.load(Ordering::Relaxed) {
+        OPENAT2_YES => return Resolve::Beneath,
+        OPENAT2_NO => return Resolve::NoFollowLast,
+        _ => {}
+    }
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match rfs::openat2(root, ".", flags, Mode::empty(), beneath()) {
+        Ok(_) => {
+            OPENAT2.store(OPENAT2_YES, Ordering::Relaxed);
+            Resolve::Beneath
+        }
+        // Old kernel, or a seccomp filter that refuses the syscall.
+        Err(Errno::NOSYS | Errno::PERM | Errno::INVAL | Errno::TOOBIG | Errno::OPNOTSUPP) => {
+            OPENAT2.store(OPENAT2_NO, Ordering::Relaxed);
+            Resolve::NoFollowLast
+        }
+        // Anything else may be transient: stay safe-ish, do not cache.
+        Err(_) => Resolve::NoFollowLast,
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to run a whole suite on the `openat` fallback.
+    pub(crate) static FORCE_FALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+pub struct FileStore {
+    /// The dataset root, `O_DIRECTORY`, for the map's lifetime.
+    root: OwnedFd,
+    /// The directory holding the root, and the root's name in it: what
+    /// `close(delete)` removes, without re-resolving a relative path.
+    parent: OwnedFd,
+    name: OsString,
+    resolve: Resolve,
+    writable: bool,
+    /// Something changed since the last successful sync.
+    dirty: AtomicBool,
+}
+
+fn is_missing(e: Errno) -> bool {
+    e == Errno::NOENT || e == Errno::NOTDIR
+}
+
+fn missing_is_empty(e: Errno) -> Error {
+    if is_missing(e) {
+        Error::Empty
+    } else {
+        e.into()
+    }
+}
+
+/// The directory holding `path` and `path`'s name in it. A path without a
+/// final name (`.`, `..`, `a/..`) is made canonical first so it has one.
+fn split_root(path: &Path) -> Result<(PathBuf, OsString)> {
+    let path = match path.file_name() {
+        Some(_) => path.to_path_buf(),
+        None => std::fs::canonicalize(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Error::Empty,
+            _ => Error::Io(e),
+        })?,
+    };
+    let name = path
+        .file_name()
+        .ok_or(Error::Invalid("the file-system root cannot be a dataset"))?
+        .to_owned();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name))
+}
+
+/// Makes a missing root and its missing parents for `create`.
+fn make_root(path: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    match std::fs::DirBuilder::create(&builder, path) {
+        Ok(()) => Ok(()),
+        // A regular file (or another non-directory) is in the way.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::Exists),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// The entries of the directory `fd` (consumed), without `.` and `..`, with
+/// the `Dir` so callers can keep using its fd.
+fn read_entries(fd: OwnedFd) -> Result<(Dir, Vec<(CString, FileType)>)> {
+    let mut dir = Dir::new(fd)?;
+    let mut entries = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        entries.push((name.to_owned(), entry.file_type()));
+    }
+    Ok((dir, entries))
+}
+
+/// The type of `name` in `dir` when `readdir` did not say (some file systems
+/// never do), without following a link.
+fn entry_type(dir: BorrowedFd<'_>, name: &CStr, listed: FileType) -> FileType {
+    if listed != FileType::Unknown {
+        return listed;
+    }
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map(|st| FileType::from_raw_mode(st.st_mode))
+        .unwrap_or(FileType::Unknown)
+}
+
+/// Removes everything inside the directory `fd` (consumed), depth first,
+/// never following a link: links are unlinked, their targets untouched.
+fn remove_contents(fd: OwnedFd) -> Result<()> {
+    let (dir, entries) = read_entries(fd)?;
+    let dirfd = dir.fd()?;
+    for (name, listed) in entries {
+        if entry_type(dirfd, &name, listed) == FileType::Directory {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rfs::openat(dirfd, name.as_c_str(), flags, Mode::empty()) {
+                Ok(child) => remove_contents(child)?,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            match rfs::unlinkat(dirfd, name.as_c_str(), AtFlags::REMOVEDIR) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            match rfs::unlinkat(dirfd, name.as_c_str(), AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `(parent, name)` of a relative key path: `("a/b", "c")`, `("", "c")`.
+fn split_rel(rel: &str) -> (&str, &str) {
+    match rel.rfind('/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => ("", rel),
+    }
+}
+
+/// Why opening an object for creation failed, in zmap terms.
+fn creation_error(e: Errno) -> Error {
+    match e {
+        Errno::ISDIR => Error::Invalid("key is a prefix of existing objects"),
+        Errno::NOTDIR => Error::Invalid("key lies below an existing object"),
+        Errno::LOOP => Error::Invalid("key names a symbolic link"),
+        Errno::NXIO => Error::Invalid("key names a special file"),
+        e => e.into(),
+    }
+}
+
+fn is_regular(st: &rfs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+}
 
 impl FileStore {
-    pub fn open(_location: &str, _options: OpenOptions) -> Result<FileStore> {
-        Err(Error::NotBuilt)
+    pub fn open(location: &str, options: OpenOptions) -> Result<FileStore> {
+        let path = location::file_path(location)?;
+        if options.create {
+            make_root(&path)?;
+        }
+        let (parent_path, name) = split_root(&path)?;
+        let parent = rfs::openat(
+            CWD,
+            &parent_path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(missing_is_empty)?;
+        let root = rfs::openat(
+            &parent,
+            name.as_os_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            // The root exists but is not a directory.
+            Errno::NOTDIR if options.create => Error::Exists,
+            e => missing_is_empty(e),
+        })?;
+        #[allow(unused_mut)]
+        let mut resolve = detect_resolve(root.as_fd());
+        #[cfg(test)]
+        if FORCE_FALLBACK.with(|f| f.get()) {
+            resolve = Resolve::NoFollowLast;
+        }
+        let store = FileStore {
+            root,
+            parent,
+            name,
+            resolve,
+            writable: options.writable,
+            dirty: AtomicBool::new(options.create),
+        };
+        if options.create {
+            store.claim(options.noclobber)?;
+        }
+        Ok(store)
+    }
+
+    /// Makes an existing root ours for `create`: an empty directory is fine;
+    /// a dataset is emptied unless `noclobber`; anything else is refused
+    /// untouched, so creating over the wrong directory never deletes data.
+    fn claim(&self, noclobber: bool) -> Result<()> {
+        let (_, entries) = read_entries(self.reopen_root()?)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let marked = entries.iter().any(|(name, _)| {
+            std::str::from_utf8(name.to_bytes()).is_ok_and(super::is_dataset_marker)
+        });
+        if !marked {
+            return Err(Error::Exists);
+        }
+        if noclobber {
+            return Ok(());
+        }
+        remove_contents(self.reopen_root()?)
+    }
+
+    /// A fresh fd of the root: directory reads need their own file offset,
+    /// which concurrent listings must not share.
+    fn reopen_root(&self) -> Result<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(rfs::openat(&self.root, ".", flags, Mode::empty())?)
+    }
+
+    /// Opens `rel` below the root (`rel` non-empty), confined to the dataset
+    /// where the kernel allows it.
+    fn open_at(&self, rel: &str, flags: OFlags, mode: Mode) -> std::result::Result<OwnedFd, Errno> {
+        let flags = flags | OFlags::CLOEXEC;
+        let mut tries = 0;
+        loop {
+            let result = match self.resolve {
+                Resolve::Beneath => rfs::openat2(&self.root, rel, flags, mode, beneath()),
+                Resolve::NoFollowLast => rfs::openat(&self.root, rel, flags, mode),
+            };
+            match result {
+                // EAGAIN: openat2 saw a concurrent rename and asks to retry.
+                Err(Errno::INTR | Errno::AGAIN) if tries < RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `op` on the directory `rel` below the root (`""` is the root).
+    fn with_dir<T>(
+        &self,
+        rel: &str,
+        op: impl FnOnce(BorrowedFd<'_>) -> std::result::Result<T, Errno>,
+    ) -> std::result::Result<T, Errno> {
+        if rel.is_empty() {
+            return op(self.root.as_fd());
+        }
+        let dir = self.open_at(rel, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?;
+        op(dir.as_fd())
+    }
+
+    /// Creates the missing intermediate directories of `key`, one level at a
+    /// time through confined opens so a link cannot redirect a `mkdir`.
+    /// Returns quietly when a concurrent `remove` pruned a level under us:
+    /// the caller retries the whole operation.
+    fn make_parents(&self, key: &Key) -> Result<()> {
+        let mut parent: Option<OwnedFd> = None;
+        for ancestor in key.ancestors() {
+            let rel = &ancestor[1..];
+            let (_, name) = split_rel(rel);
+            let dir = parent.as_ref().map_or(self.root.as_fd(), |fd| fd.as_fd());
+            match rfs::mkdirat(dir, name, Mode::from_raw_mode(DIR_MODE)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(Errno::NOENT) => return Ok(()),
+                Err(e) => return Err(creation_error(e)),
+            }
+            match self.open_at(rel, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()) {
+                Ok(fd) => parent = Some(fd),
+                Err(Errno::NOENT) => return Ok(()),
+                Err(e) => return Err(creation_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the object at `key` with `access`, creating it (and its
+    /// intermediate directories) when missing; says whether this call
+    /// created it. One `open` for a new object whose parents exist, two for
+    /// an existing one: a new object must be known as new, so a failed
+    /// first write can take it back.
+    fn open_creating(&self, key: &Key, access: OFlags) -> Result<(OwnedFd, bool)> {
+        // NONBLOCK: a FIFO planted at the key must not hang the open.
+        let existing = access | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        let new = existing | OFlags::CREATE | OFlags::EXCL;
+        let mode = Mode::from_raw_mode(FILE_MODE);
+        let mut made_parents = false;
+        let mut tries = 0;
+        let failure = loop {
+            let err = match self.open_at(key.relative(), new, mode) {
+                Ok(fd) => return Ok((fd, true)),
+                // An object, or a directory / link / special file the
+                // second open tells apart.
+                Err(Errno::EXIST) => match self.open_at(key.relative(), existing, Mode::empty()) {
+                    Ok(fd) => return Ok((fd, false)),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if err != Errno::NOENT || tries >= RETRIES {
+                break creation_error(err);
+            }
+            // ENOENT: a missing parent, or a concurrent remove; try again.
+            tries += 1;
+            made_parents = true;
+            if let Err(e) = self.make_parents(key) {
+                break e;
+            }
+        };
+        if made_parents {
+            // Leave no empty directory behind a failed creation.
+            self.prune_parents(key);
+        }
+        Err(failure)
+    }
+
+    /// Takes back the object a failed first write created, unless someone
+    /// else has written to it meanwhile.
+    fn discard_new(&self, key: &Key, fd: BorrowedFd<'_>) {
+        if !rfs::fstat(fd).is_ok_and(|st| st.st_size == 0) {
+            return;
+        }
+        let (parent, name) = split_rel(key.relative());
+        if self
+            .with_dir(parent, |dir| rfs::unlinkat(dir, name, AtFlags::empty()))
+            .is_ok()
+        {
+            self.prune_parents(key);
+        }
+    }
+
+    /// Removes the now-empty intermediate directories above `key`, deepest
+    /// first, stopping at the first one still in use (never the root).
+    /// Best effort: a failure leaves a harmless empty intermediate key.
+    fn prune_parents(&self, key: &Key) {
+        let ancestors: Vec<&str> = key.ancestors().collect();
+        for ancestor in ancestors.into_iter().rev() {
+            let (parent, name) = split_rel(&ancestor[1..]);
+            let removed = self.with_dir(parent, |dir| rfs::unlinkat(dir, name, AtFlags::REMOVEDIR));
+            if removed.is_err() {
+                break;
+            }
+        }
+    }
+
+    fn touch(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    fn sync(&self) -> Result<()> {
+        if self.dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = rfs::syncfs(&self.root) {
+                self.dirty.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the dataset: its contents, then the root entry itself.
+    fn delete(&self) -> Result<()> {
+        match self.reopen_root() {
+            Ok(fd) => remove_contents(fd)?,
+            // The root vanished under us: nothing left to delete inside.
+            Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        match rfs::unlinkat(&self.parent, self.name.as_os_str(), AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            // The root was given as a link to a directory: drop the link.
+            Err(Errno::NOTDIR) => {
+                match rfs::unlinkat(&self.parent, self.name.as_os_str(), AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write_all_at(fd: BorrowedFd<'_>, start: u64, data: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < data.len() {
+            match rustix::io::pwrite(fd, &data[done..], start + done as u64) {
+                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                Ok(n) => done += n,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 }
 
 impl Store for FileStore {
-    fn len(&self, _key: &Key) -> Result<u64> {
-        Err(Error::NotBuilt)
+    fn len(&self, key: &Key) -> Result<u64> {
+        // One fstatat: no open, so a FIFO can never block here.
+        match rfs::statat(&self.root, key.relative(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if is_regular(&st) => Ok(st.st_size as u64),
+            Ok(_) => Err(Error::Empty),
+            Err(e) if is_missing(e) || e == Errno::LOOP => Err(Error::Empty),
+            Err(e) => Err(e.into()),
+        }
     }
-    fn define(&self, _key: &Key) -> Result<()> {
-        Err(Error::NotBuilt)
+
+    fn define(&self, key: &Key) -> Result<()> {
+        // Read access: an existing object needs no write permission and is
+        // neither truncated nor touched.
+        let result = self
+            .open_creating(key, OFlags::RDONLY)
+            .and_then(|(fd, created)| {
+                if created {
+                    return Ok(());
+                }
+                match FileType::from_raw_mode(rfs::fstat(&fd)?.st_mode) {
+                    FileType::RegularFile => Ok(()),
+                    FileType::Directory => Err(creation_error(Errno::ISDIR)),
+                    _ => Err(creation_error(Errno::NXIO)),
+                }
+            });
+        self.touch();
+        result
     }
-    fn read_at(&self, _key: &Key, _start: u64, _buf: &mut [u8]) -> Result<()> {
-        Err(Error::NotBuilt)
+
+    fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        let fd = match self.open_at(key.relative(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) if is_missing(e) || e == Errno::LOOP || e == Errno::NXIO => {
+                return Err(Error::Empty)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let st = rfs::fstat(&fd)?;
+        if !is_regular(&st) {
+            return Err(Error::Empty);
+        }
+        if start + buf.len() as u64 > st.st_size as u64 {
+            return Err(Error::Edge);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            match rustix::io::pread(&fd, &mut buf[done..], start + done as u64) {
+                // The object shrank since the fstat.
+                Ok(0) => return Err(Error::Edge),
+                Ok(n) => done += n,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
-    fn write_at(&self, _key: &Key, _start: u64, _data: &[u8]) -> Result<()> {
-        Err(Error::NotBuilt)
+
+    fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
+        let result = self
+            .open_creating(key, OFlags::WRONLY)
+            .and_then(|(fd, created)| {
+                let written = Self::write_all_at(fd.as_fd(), start, data);
+                if written.is_err() && created {
+                    // A failed write leaves no object behind.
+                    self.discard_new(key, fd.as_fd());
+                }
+                written
+            });
+        self.touch();
+        result
     }
-    fn children(&self, _prefix: &Key) -> Result<Vec<String>> {
-        Err(Error::NotBuilt)
+
+    fn children(&self, prefix: &Key) -> Result<Vec<String>> {
+        let opened = if prefix.is_root() {
+            self.reopen_root()
+        } else {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+            match self.open_at(prefix.relative(), flags, Mode::empty()) {
+                Ok(fd) => Ok(fd),
+                // A leaf, a link, or nothing: no children.
+                Err(e) if is_missing(e) || e == Errno::LOOP => return Ok(Vec::new()),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let (dir, entries) = read_entries(opened?)?;
+        let dirfd = dir.fd()?;
+        let mut names = Vec::with_capacity(entries.len());
+        for (name, listed) in entries {
+            // Only what a key can name: regular files and directories whose
+            // name is a valid key segment. Links, FIFOs, sockets, devices
+            // and odd names are not part of the dataset.
+            match entry_type(dirfd, &name, listed) {
+                FileType::RegularFile | FileType::Directory => {}
+                _ => continue,
+            }
+            if let Ok(text) = std::str::from_utf8(name.to_bytes()) {
+                if key::check_segment(text).is_ok() {
+                    names.push(text.to_string());
+                }
+            }
+        }
+        Ok(names)
     }
-    fn remove(&self, _key: &Key) -> Result<()> {
-        Err(Error::NotBuilt)
+
+    fn remove(&self, key: &Key) -> Result<()> {
+        let (parent, name) = split_rel(key.relative());
+        let result = self.with_dir(parent, |dir| {
+            match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if is_regular(&st) => rfs::unlinkat(dir, name, AtFlags::empty()),
+                Ok(_) => Err(Errno::NOENT),
+                Err(e) => Err(e),
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.prune_parents(key);
+                self.touch();
+                Ok(())
+            }
+            Err(e) if is_missing(e) || e == Errno::LOOP || e == Errno::ISDIR => Err(Error::Empty),
+            Err(e) => Err(e.into()),
+        }
     }
-    fn truncate(&self, _key: &Key, _len: u64) -> Result<()> {
-        Err(Error::NotBuilt)
+
+    fn truncate(&self, key: &Key, len: u64) -> Result<()> {
+        let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        let fd = match self.open_at(key.relative(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) if is_missing(e) || matches!(e, Errno::LOOP | Errno::ISDIR | Errno::NXIO) => {
+                return Err(Error::Empty)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !is_regular(&rfs::fstat(&fd)?) {
+            return Err(Error::Empty);
+        }
+        let result = rfs::ftruncate(&fd, len).map_err(Error::from);
+        self.touch();
+        result
     }
+
     fn flush(&self) -> Result<()> {
-        Err(Error::NotBuilt)
+        self.sync()
     }
-    fn close(self: Box<Self>, _delete: bool) -> Result<()> {
-        Err(Error::NotBuilt)
+
+    fn close(self: Box<Self>, delete: bool) -> Result<()> {
+        if delete {
+            self.delete()
+        } else if self.writable {
+            self.sync()
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::{Map, NC_NOCLOBBER, NC_WRITE};
+    use crate::store::Impl;
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn key(k: &str) -> Key {
+        Key::parse(k.as_bytes()).unwrap()
+    }
+
+    fn loc(path: &Path) -> String {
+        path.to_str().unwrap().to_string()
+    }
+
+    /// Every path below `root` (relative), directories as `"d/"`, files with
+    /// their content.
+    fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+        fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
+            for entry in fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let meta = fs::symlink_metadata(&path).unwrap();
+                if meta.is_dir() {
+                    out.insert(format!("{rel}/"), None);
+                    walk(base, &path, out);
+                } else {
+                    out.insert(rel, Some(fs::read(&path).unwrap_or_default()));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(root, root, &mut out);
+        out
+    }
+
+    #[test]
+    fn create_refuses_a_non_dataset_directory_and_deletes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        fs::create_dir_all(home.join("docs")).unwrap();
+        fs::write(home.join("docs/thesis.tex"), b"years of work").unwrap();
+        fs::write(home.join("notes"), b"keep").unwrap();
+        let before = tree(&home);
+        for mode in [0, NC_NOCLOBBER] {
+            let err = Map::create(Impl::File, &loc(&home), mode, 0).err().unwrap();
+            assert!(matches!(err, Error::Exists), "mode {mode}: {err:?}");
+            assert_eq!(tree(&home), before);
+        }
+    }
+
+    #[test]
+    fn create_over_datasets_empty_dirs_and_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A dataset marked only by .zgroup is emptied by a default create.
+        let ds = tmp.path().join("ds");
+        fs::create_dir_all(ds.join("g")).unwrap();
+        fs::write(ds.join(".zgroup"), b"{}").unwrap();
+        fs::write(ds.join("g/.zarray"), b"{}").unwrap();
+        Map::create(Impl::File, &loc(&ds), 0, 0)
+            .unwrap()
+            .close(false)
+            .unwrap();
+        assert!(tree(&ds).is_empty());
+        assert!(ds.is_dir());
+        // An empty directory is accepted as is.
+        let empty = tmp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let map = Map::create(Impl::File, &loc(&empty), 0, 0).unwrap();
+        map.write(&key("/x"), 0, b"1").unwrap();
+        map.close(false).unwrap();
+        assert_eq!(fs::read(empty.join("x")).unwrap(), b"1");
+        // A regular file in the way: Exists, and it stays.
+        let file = tmp.path().join("file");
+        fs::write(&file, b"data").unwrap();
+        assert!(matches!(
+            Map::create(Impl::File, &loc(&file), 0, 0).err().unwrap(),
+            Error::Exists
+        ));
+        assert_eq!(fs::read(&file).unwrap(), b"data");
+        // Missing parents are made.
+        let deep = tmp.path().join("a/b/c/ds");
+        Map::create(Impl::File, &loc(&deep), 0, 0)
+            .unwrap()
+            .close(false)
+            .unwrap();
+        assert!(deep.is_dir());
+    }
+
+    #[test]
+    fn open_of_a_regular_file_or_below_one_is_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        fs::write(&file, b"data").unwrap();
+        for path in [file.clone(), file.join("below")] {
+            let err = Map::open(Impl::File, &loc(&path), 0, 0).err().unwrap();
+            assert!(matches!(err, Error::Empty), "{path:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn url_forms_open_the_same_dataset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ds = tmp.path().join("ds.nzf");
+        let map = Map::create(
+            Impl::File,
+            &format!("file://{}#mode=nczarr,nzf", loc(&ds)),
+            0,
+            0,
+        )
+        .unwrap();
+        map.write(&key("/.nczarr"), 0, b"x").unwrap();
+        map.close(false).unwrap();
+        for url in [format!("file:{}", loc(&ds)), format!("{}/", loc(&ds))] {
+            let map = Map::open(Impl::File, &url, 0, 0).unwrap();
+            assert_eq!(map.len(&key("/.nczarr")).unwrap(), 1, "{url}");
+            map.close(false).unwrap();
+        }
+    }
+
+    #[test]
+    fn delete_does_not_follow_links_out_of_the_dataset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("precious"), b"keep me").unwrap();
+        let ds = tmp.path().join("ds");
+        let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+        map.write(&key("/.nczarr"), 0, b"{}").unwrap();
+        map.write(&key("/g/obj"), 0, b"v").unwrap();
+        symlink(&outside, ds.join("dirlink")).unwrap();
+        symlink(outside.join("precious"), ds.join("g/filelink")).unwrap();
+        map.close(true).unwrap();
+        assert!(!ds.exists() && fs::symlink_metadata(&ds).is_err());
+        assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep me");
+        assert_eq!(tree(&outside).len(), 1);
+    }
+
+    #[test]
+    fn links_are_neither_objects_nor_ways_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), b"secret").unwrap();
+        let ds = tmp.path().join("ds");
+        let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+        map.write(&key("/real/obj"), 0, b"inside").unwrap();
+        symlink(outside.join("secret"), ds.join("filelink")).unwrap();
+        symlink(&outside, ds.join("dirlink")).unwrap();
+        symlink("real", ds.join("innerlink")).unwrap();
+
+        // A link as the object itself: not an object, not writable.
+        assert!(matches!(map.len(&key("/filelink")), Err(Error::Empty)));
+        let mut buf = [0u8; 6];
+        assert!(matches!(
+            map.read(&key("/filelink"), 0, &mut buf),
+            Err(Error::Empty)
+        ));
+        assert!(matches!(
+            map.write(&key("/filelink"), 0, b"x"),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            map.define(&key("/filelink")),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            map.truncate(&key("/filelink"), 0),
+            Err(Error::Empty)
+        ));
+        assert!(matches!(map.remove(&key("/filelink")), Err(Error::Empty)));
+        // Through a link leading out: nothing read, written or created there.
+        assert!(map.read(&key("/dirlink/secret"), 0, &mut buf).is_err());
+        assert!(map.write(&key("/dirlink/secret"), 0, b"pwned!").is_err());
+        assert!(map.write(&key("/dirlink/new/obj"), 0, b"x").is_err());
+        assert!(map.remove(&key("/dirlink/secret")).is_err());
+        assert_eq!(buf, [0u8; 6]);
+        // Links are not listed.
+        assert_eq!(map.search(&Key::root()).unwrap(), vec!["real".to_string()]);
+        assert!(map.search(&key("/dirlink")).unwrap().is_empty());
+        map.close(true).unwrap();
+        assert_eq!(fs::read(outside.join("secret")).unwrap(), b"secret");
+        assert_eq!(tree(&outside).len(), 1);
+    }
+
+    #[test]
+    fn fifo_never_blocks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ds = tmp.path().join("ds");
+        let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+        map.write(&key("/obj"), 0, b"x").unwrap();
+        rfs::mknodat(
+            CWD,
+            ds.join("fifo"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let k = key("/fifo");
+            let mut buf = [0u8; 1];
+            let outcome = (
+                map.len(&k).err().map(|e| e.code()),
+                map.exists(&k).err().map(|e| e.code()),
+                map.read(&k, 0, &mut buf).err().map(|e| e.code()),
+                map.read(&k, 0, &mut []).err().map(|e| e.code()),
+                map.search(&Key::root()).unwrap(),
+                map.define(&k).is_err(),
+                map.write(&k, 0, b"x").is_err(),
+                map.truncate(&k, 0).err().map(|e| e.code()),
+            );
+            map.close(true).unwrap();
+            done.send(outcome).unwrap();
+        });
+        let (len, exists, read, read0, listed, define_failed, write_failed, truncate) = finished
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an operation on a FIFO blocked");
+        let empty = Some(crate::codes::NC_EEMPTY);
+        assert_eq!(
+            (len, exists, read, read0, truncate),
+            (empty, empty, empty, empty, empty)
+        );
+        assert_eq!(listed, vec!["obj".to_string()]);
+        assert!(define_failed && write_failed);
+        assert!(!ds.exists());
+    }
+
+    /// The ut_map scenario (zmap-api.md B §9.2) leaves exactly this tree.
+    #[test]
+    fn ut_map_tree_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ds = tmp.path().join("testmap.nzf");
+        let url = format!("file://{}#mode=nczarr,nzf", loc(&ds));
+        crate::store::conformance::ut_map_steps(Impl::File, &url);
+        let data: Vec<u8> = (0i32..25).flat_map(|i| i.to_le_bytes()).collect();
+        let mut expected = BTreeMap::new();
+        expected.insert(".nczarr".to_string(), Some(Vec::new()));
+        expected.insert("meta1/".to_string(), None);
+        expected.insert(
+            "meta1/.zarray".to_string(),
+            Some(crate::store::conformance::METADATA1.to_vec()),
+        );
+        expected.insert("meta2/".to_string(), None);
+        expected.insert(
+            "meta2/.nczvar".to_string(),
+            Some(crate::store::conformance::METADATA2.to_vec()),
+        );
+        expected.insert("data1/".to_string(), None);
+        expected.insert("data1/0".to_string(), Some(data));
+        assert_eq!(tree(&ds), expected);
+    }
+
+    #[test]
+    fn vanished_root_is_not_an_error_to_close() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ds = tmp.path().join("ds");
+        for delete in [true, false] {
+            let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+            map.write(&key("/g/obj"), 0, b"x").unwrap();
+            fs::remove_dir_all(&ds).unwrap();
+            assert!(matches!(map.len(&key("/g/obj")), Err(Error::Empty)));
+            assert!(map.search(&Key::root()).unwrap().is_empty());
+            map.close(delete).unwrap();
+            assert!(!ds.exists());
+        }
+    }
+
+    #[test]
+    fn remove_prunes_empty_directories_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ds = tmp.path().join("ds");
+        let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+        map.write(&key("/a/b/c/obj"), 0, b"1").unwrap();
+        map.write(&key("/a/other"), 0, b"2").unwrap();
+        map.remove(&key("/a/b/c/obj")).unwrap();
+        let expected: Vec<String> = vec!["a/".into(), "a/other".into()];
+        assert_eq!(tree(&ds).into_keys().collect::<Vec<_>>(), expected);
+        map.remove(&key("/a/other")).unwrap();
+        assert!(tree(&ds).is_empty());
+        assert!(ds.is_dir());
+        // A failed write leaves no directory behind either.
+        map.write(&key("/x"), 0, b"1").unwrap();
+        assert!(map.write(&key("/x/y/z"), 0, b"1").is_err());
+        assert_eq!(
+            tree(&ds).into_keys().collect::<Vec<_>>(),
+            vec!["x".to_string()]
+        );
+        map.close(false).unwrap();
+    }
+
+    #[test]
+    fn flush_syncs_only_when_dirty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            create: true,
+            noclobber: false,
+            writable: true,
+        };
+        let store = FileStore::open(&loc(&tmp.path().join("ds")), opts).unwrap();
+        assert!(store.dirty.load(Ordering::Acquire));
+        store.flush().unwrap();
+        assert!(!store.dirty.load(Ordering::Acquire));
+        store.write_at(&key("/k"), 0, b"v").unwrap();
+        assert!(store.dirty.load(Ordering::Acquire));
+        store.flush().unwrap();
+        assert!(!store.dirty.load(Ordering::Acquire));
+        let mut buf = [0u8; 1];
+        store.read_at(&key("/k"), 0, &mut buf).unwrap();
+        store.len(&key("/k")).unwrap();
+        store.children(&Key::root()).unwrap();
+        assert!(
+            !store.dirty.load(Ordering::Acquire),
+            "reads dirtied the store"
+        );
+        Box::new(store).close(false).unwrap();
+    }
+
+    #[test]
+    fn relative_root_survives_chdir() {
+        // chdir is process-wide: run the scenario alone in a child process.
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "store::file::tests::relative_root_chdir_child",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "changes the process's directory; run by relative_root_survives_chdir"]
+    fn relative_root_chdir_child() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        std::env::set_current_dir(&a).unwrap();
+        let map = Map::create(Impl::File, "file://ds.nzf", 0, 0).unwrap();
+        std::env::set_current_dir(&b).unwrap();
+        map.write(&key("/g/obj"), 0, b"here").unwrap();
+        assert_eq!(map.search(&Key::root()).unwrap(), vec!["g".to_string()]);
+        map.close(false).unwrap();
+        assert_eq!(fs::read(a.join("ds.nzf/g/obj")).unwrap(), b"here");
+        assert!(tree(&b).is_empty());
+        std::env::set_current_dir(&a).unwrap();
+        let map = Map::open(Impl::File, "ds.nzf", NC_WRITE, 0).unwrap();
+        std::env::set_current_dir(&b).unwrap();
+        map.close(true).unwrap();
+        assert!(tree(&a).is_empty() && tree(&b).is_empty());
+        // "." as root: still removable, by its canonical name.
+        std::env::set_current_dir(&b).unwrap();
+        let map = Map::create(Impl::File, ".", 0, 0).unwrap();
+        map.write(&key("/.zgroup"), 0, b"{}").unwrap();
+        map.close(true).unwrap();
+        assert!(!b.exists());
+        std::env::set_current_dir(cwd).unwrap();
+    }
+
+    #[test]
+    fn fallback_resolver_confines_last_component() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("secret");
+        fs::write(&outside, b"secret").unwrap();
+        let ds = tmp.path().join("ds");
+        FORCE_FALLBACK.with(|f| f.set(true));
+        let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+        FORCE_FALLBACK.with(|f| f.set(false));
+        map.write(&key("/a/obj"), 3, b"x").unwrap();
+        symlink(&outside, ds.join("a/link")).unwrap();
+        assert!(matches!(
+            map.write(&key("/a/link"), 0, b"pwned!"),
+            Err(Error::Invalid(_))
+        ));
+        let mut buf = [7u8; 4];
+        map.read(&key("/a/obj"), 0, &mut buf).unwrap();
+        assert_eq!(buf, [0, 0, 0, b'x']);
+        assert!(matches!(
+            map.read(&key("/a/link"), 0, &mut buf),
+            Err(Error::Empty)
+        ));
+        map.close(true).unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), b"secret");
     }
 }

@@ -126,7 +126,8 @@ impl Store for MemoryStore {
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
         let mut objects = self.dataset.write();
-        if !objects.contains_key(key.as_str()) {
+        let created = !objects.contains_key(key.as_str());
+        if created {
             check_leaf(&objects, key)?;
             objects.insert(key.as_str().to_string(), Vec::new());
         }
@@ -134,7 +135,13 @@ impl Store for MemoryStore {
             .get_mut(key.as_str())
             .ok_or(Error::Internal("object vanished"))?;
         let end = start + data.len() as u64;
-        grow(object, end)?;
+        if let Err(e) = grow(object, end) {
+            // A failed write leaves no object behind.
+            if created {
+                objects.remove(key.as_str());
+            }
+            return Err(e);
+        }
         object[start as usize..end as usize].copy_from_slice(data);
         Ok(())
     }
