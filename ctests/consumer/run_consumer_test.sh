@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The `consumer` ctest: install the build tree into a temporary prefix, then
+# use it as a user would, through find_package(zmap) and through pkg-config.
+#
+# usage: run_consumer_test.sh <zmap build dir> <scratch dir> <version> <soname>
+#                              <real name> <libdir> <includedir>
+# (<libdir>, <includedir>: relative to the install prefix, e.g. lib, include)
+# environment: CMAKE_COMMAND (default: cmake), CC (default: cc)
+set -euo pipefail
+
+build_dir=$1
+scratch=$2
+version=$3
+soname=$4
+realname=$5
+libdir_rel=$6
+includedir_rel=$7
+cmake=${CMAKE_COMMAND:-cmake}
+cc=${CC:-cc}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+fail() {
+    echo "consumer test: FAILED: $*" >&2
+    exit 1
+}
+
+rm -rf "$scratch"
+mkdir -p "$scratch"
+prefix=$scratch/prefix
+
+echo "== install into $prefix"
+"$cmake" --install "$build_dir" --prefix "$prefix"
+
+echo "== installed files"
+libdir=$prefix/$libdir_rel
+[ -f "$libdir/$realname" ] && [ ! -L "$libdir/$realname" ] || fail "$libdir/$realname is not a regular file"
+[ "$(readlink "$libdir/$soname")" = "$realname" ] || fail "$libdir/$soname does not link to $realname"
+[ "$(readlink "$libdir/libzmap.so")" = "$soname" ] || fail "$libdir/libzmap.so does not link to $soname"
+for file in "$libdir_rel/libzmap.a" "$includedir_rel/zmap.h" \
+    "$libdir_rel/cmake/zmap/zmapConfig.cmake" "$libdir_rel/cmake/zmap/zmapConfigVersion.cmake" \
+    "$libdir_rel/pkgconfig/zmap.pc"; do
+    [ -f "$prefix/$file" ] || fail "$file is not installed"
+done
+cmp -s "$prefix/$includedir_rel/zmap.h" "$here/../../include/zmap.h" || fail "installed zmap.h differs from include/zmap.h"
+if command -v readelf >/dev/null 2>&1; then
+    readelf -d "$libdir/$realname" | grep -q "Library soname: \[$soname\]" \
+        || fail "$realname does not have SONAME $soname"
+fi
+
+echo "== find_package(zmap): configure, build, run"
+"$cmake" -S "$here" -B "$scratch/build" -DCMAKE_BUILD_TYPE=Release \
+    "-DCMAKE_PREFIX_PATH=$prefix" "-DCMAKE_C_COMPILER=$cc"
+"$cmake" --build "$scratch/build"
+for program in consumer_shared consumer_static; do
+    output=$("$scratch/build/$program")
+    echo "$program: $output"
+    case $output in
+        *"libzmap $version:"*) ;;
+        *) fail "$program did not report version $version" ;;
+    esac
+done
+if command -v ldd >/dev/null 2>&1; then
+    ldd "$scratch/build/consumer_shared" | grep -q "$soname => $libdir/$soname" \
+        || fail "consumer_shared does not load $libdir/$soname"
+    if ldd "$scratch/build/consumer_static" | grep -q libzmap; then
+        fail "consumer_static depends on the shared libzmap"
+    fi
+fi
+
+echo "== pkg-config"
+if ! command -v pkg-config >/dev/null 2>&1; then
+    fail "pkg-config is not installed"
+fi
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+[ "$(pkg-config --modversion zmap)" = "$version" ] || fail "pkg-config --modversion zmap is not $version"
+flags=$(pkg-config --cflags --libs zmap)
+echo "pkg-config --cflags --libs zmap: $flags"
+# shellcheck disable=SC2086 # the flags are words
+"$cc" -std=c11 -Wall -Wextra -Werror "$here/consumer.c" -o "$scratch/consumer_pkgconfig" \
+    $flags "-Wl,-rpath,$libdir"
+output=$("$scratch/consumer_pkgconfig")
+echo "consumer_pkgconfig: $output"
+case $output in
+    *"libzmap $version:"*) ;;
+    *) fail "consumer_pkgconfig did not report version $version" ;;
+esac
+# Libs.private lists what the static library needs besides libzmap itself.
+private_libs=$(pkg-config --libs-only-l --static zmap | tr ' ' '\n' | grep -v '^-lzmap$' | tr '\n' ' ')
+# shellcheck disable=SC2046,SC2086
+"$cc" -std=c11 -Wall -Wextra -Werror "$here/consumer.c" -o "$scratch/consumer_pkgconfig_static" \
+    $(pkg-config --cflags zmap) "$libdir/libzmap.a" $private_libs
+"$scratch/consumer_pkgconfig_static" >/dev/null || fail "the static pkg-config program failed"
+
+rm -rf "$scratch"
+echo "consumer test: ok"
