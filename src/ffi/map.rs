@@ -185,8 +185,10 @@ unsafe fn start_map(
             return Err(e);
         }
     };
-    // netCDF records NC_NETCDF4 in the mode, and NC_WRITE for created maps.
-    let mode = mode | 0x1000 | if map.is_writable() { NC_WRITE } else { 0 };
+    // netCDF records NC_NETCDF4 in the mode; NC_WRITE says what the map
+    // really allows (set for created maps, cleared when forced read-only).
+    let writable = if map.is_writable() { NC_WRITE } else { 0 };
+    let mode = (mode & !NC_WRITE) | 0x1000 | writable;
     let handle = Box::into_raw(Box::new(NCZMAP {
         format: imp as c_int,
         url,
