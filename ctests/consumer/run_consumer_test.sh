@@ -43,8 +43,10 @@ for file in "$libdir_rel/libzmap.a" "$includedir_rel/zmap.h" \
 done
 cmp -s "$prefix/$includedir_rel/zmap.h" "$here/../../include/zmap.h" || fail "installed zmap.h differs from include/zmap.h"
 if command -v readelf >/dev/null 2>&1; then
-    readelf -d "$libdir/$realname" | grep -q "Library soname: \[$soname\]" \
-        || fail "$realname does not have SONAME $soname"
+    # (Outputs are captured first: `grep -q` closing a pipe early would make
+    # the writer fail under pipefail.)
+    dynamic=$(readelf -d "$libdir/$realname")
+    grep -q "Library soname: \[$soname\]" <<<"$dynamic" || fail "$realname does not have SONAME $soname"
 fi
 
 echo "== find_package(zmap): configure, build, run"
@@ -60,9 +62,10 @@ for program in consumer_shared consumer_static; do
     esac
 done
 if command -v ldd >/dev/null 2>&1; then
-    ldd "$scratch/build/consumer_shared" | grep -q "$soname => $libdir/$soname" \
-        || fail "consumer_shared does not load $libdir/$soname"
-    if ldd "$scratch/build/consumer_static" | grep -q libzmap; then
+    loaded=$(ldd "$scratch/build/consumer_shared")
+    grep -qF "$soname => $libdir/$soname" <<<"$loaded" || fail "consumer_shared does not load $libdir/$soname"
+    loaded=$(ldd "$scratch/build/consumer_static")
+    if grep -q libzmap <<<"$loaded"; then
         fail "consumer_static depends on the shared libzmap"
     fi
 fi
@@ -85,7 +88,11 @@ case $output in
     *) fail "consumer_pkgconfig did not report version $version" ;;
 esac
 # Libs.private lists what the static library needs besides libzmap itself.
-private_libs=$(pkg-config --libs-only-l --static zmap | tr ' ' '\n' | grep -v '^-lzmap$' | tr '\n' ' ')
+static_libs=$(pkg-config --libs-only-l --static zmap)
+private_libs=
+for word in $static_libs; do
+    [ "$word" = -lzmap ] || private_libs="$private_libs $word"
+done
 # shellcheck disable=SC2046,SC2086
 "$cc" -std=c11 -Wall -Wextra -Werror "$here/consumer.c" -o "$scratch/consumer_pkgconfig_static" \
     $(pkg-config --cflags zmap) "$libdir/libzmap.a" $private_libs
