@@ -73,6 +73,8 @@ if [ "${#missing_pips[@]}" -gt 0 ]; then
     as_root python3 -m pip install --quiet --break-system-packages "${missing_pips[@]}"
 fi
 
+bash "$(dirname "${BASH_SOURCE[0]}")/interop.sh" --setup # pinned zarr 2.x/3.x venvs for the interop tests
+
 # --- the Rust toolchain (not installable from here: report, don't guess) --------
 for tool in cargo rustc; do
     if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/$tool" ]; then
