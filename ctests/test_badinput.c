@@ -744,7 +744,56 @@ static void test_file_outside(void) {
     CHECK(symlink(target, path) == 0);
     map = NULL;
     CHECK_OK(nczmap_open(NCZM_FILE, dir, NC_WRITE, 0, NULL, &map));
-    if (map) CHECK_OK(nczmap_close(map, 1));
+    if (map) {
+        /* Links are no part of the data model: not listed, not objects,
+         * and no operation reaches through one out of the dataset. */
+        NClist *l = nclistnew();
+        CHECK_OK(nczmap_search(map, "/", l));
+        CHECK(!nclistmatch(l, "/link", 1));
+        CHECK(nclistmatch(l, "/.nczarr", 1));
+        CHECK_OK(nczmap_search(map, "/sub", l));
+        CHECK(!nclistmatch(l, "/sub/dirlink", 1));
+        CHECK(!nclistmatch(l, "/sub/filelink", 1));
+        nclistfreeall(l);
+        unsigned char buf[32];
+        memset(buf, 0xab, sizeof buf);
+        const char *through[] = {"/sub/filelink", "/link/victim.txt",
+                                 "/sub/dirlink/victim.txt",
+                                 "/link/inner/victim2.txt"};
+        for (size_t i = 0; i < sizeof through / sizeof through[0]; i++) {
+            const char *k = through[i];
+            int rc = nczmap_exists(map, k);
+            if (rc == NC_NOERR) fprintf(stderr, "exists(%s) = 0\n", k);
+            CHECK(rc != NC_NOERR);
+            rc = nczmap_read(map, k, 0, 3, buf);
+            if (rc == NC_NOERR) fprintf(stderr, "read(%s) = 0\n", k);
+            CHECK(rc != NC_NOERR);
+            CHECK(all_byte(buf, sizeof buf, 0xab));
+            rc = nczmap_write(map, k, 0, 6, "HACKED");
+            if (rc == NC_NOERR) fprintf(stderr, "write(%s) = 0\n", k);
+            CHECK(rc != NC_NOERR);
+            rc = nczmap_write(map, k, 100, 6, "HACKED");
+            CHECK(rc != NC_NOERR);
+            rc = nczmap_defineobj(map, k);
+            CHECK(rc != NC_NOERR);
+            rc = nczmap_truncate(map, k, 0);
+            if (rc == NC_NOERR) fprintf(stderr, "truncate(%s) = 0\n", k);
+            CHECK(rc != NC_NOERR);
+        }
+        /* New names below a link: nothing may appear outside. */
+        CHECK(nczmap_defineobj(map, "/link/planted") != NC_NOERR);
+        CHECK(nczmap_write(map, "/sub/dirlink/planted2", 0, 1, "p") != NC_NOERR);
+        CHECK(nczmap_write(map, "/link/newdir/planted3", 0, 1, "p") != NC_NOERR);
+        /* remove may unlink a link inside the dataset, never its target. */
+        (void)nczmap_remove(map, "/link/victim.txt");
+        (void)nczmap_remove(map, "/sub/dirlink/inner/victim2.txt");
+        (void)nczmap_remove(map, "/sub/filelink");
+        after = snapshot(outside);
+        check_same_snapshot(outside_before, after, "operations through symlinks");
+        free(after);
+        CHECK(file_has(target, "outside file"));
+        CHECK_OK(nczmap_close(map, 1));
+    }
     after = snapshot(outside);
     check_same_snapshot(outside_before, after, "close(map, 1) with symlinks");
     free(after);
