@@ -152,6 +152,14 @@ impl Map {
         }
     }
 
+    /// Removes unused space from the dataset (GNZ: rewrites the file without
+    /// holes, crash-safely); its size in bytes before and after. `(0, 0)`
+    /// for backends with nothing to compact.
+    pub fn compact(&self) -> Result<(u64, u64)> {
+        self.check_writable()?;
+        self.store.compact()
+    }
+
     /// Backend facts for tools, as name/value pairs.
     pub fn stats(&self) -> Vec<(String, String)> {
         self.store.stats()

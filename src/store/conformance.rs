@@ -830,3 +830,4 @@ fn ut_mapapi(t: &Target) {
 backend_suite!(memory, Impl::Memory, memory_name);
 backend_suite!(file, Impl::File, fresh_path);
 backend_suite!(file_fallback, Impl::File, fresh_path_fallback);
+backend_suite!(gnz, Impl::Gnz, fresh_path);

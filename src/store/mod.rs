@@ -94,6 +94,13 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<()>;
 
+    /// Rewrites the dataset without unused space; its size in bytes before
+    /// and after. Backends without holes to remove do nothing and report
+    /// `(0, 0)`. Called on writable maps only.
+    fn compact(&self) -> Result<(u64, u64)> {
+        Ok((0, 0))
+    }
+
     /// Backend facts for tools (`zmap info`): name/value pairs such as
     /// header size or free space. None by default.
     fn stats(&self) -> Vec<(String, String)> {

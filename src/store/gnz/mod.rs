@@ -1,9 +1,67 @@
-//! `NCZM_GNZ`: one GNZ container file (see /work/shared/spec/gnz-format.md).
-//! Not built yet: open gives `NC_ENOTBUILT`.
+//! `NCZM_GNZ`: a dataset in one GNZ container file
+//! (/work/shared/spec/gnz-format.md; the design is in `DESIGN.md` here).
+//!
+//! - `format`: the header — parsing with strict validation, writing as the
+//!   original Python writer does, and choosing between the header at offset
+//!   0 and the commit record at the tail (crash recovery).
+//! - `space`: the free-space allocator.
+//! - `lock`: the advisory locks (one writer, tracked readers).
+//! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
+//! - `fault`: test-only crash points (`ZMAP_GNZ_FAULT`).
 
-use super::OpenOptions;
-use crate::error::{Error, Result};
+pub mod format;
+mod lock;
+pub mod space;
+mod store;
 
-pub fn open(_location: &str, _options: OpenOptions) -> Result<Box<dyn super::Store>> {
-    Err(Error::NotBuilt)
+pub use store::GnzStore;
+
+use super::{OpenOptions, Store};
+use crate::error::Result;
+use crate::location;
+
+/// Opens (or creates) the GNZ file named by `location` (a path or `file:` URL).
+pub fn open(location: &str, options: OpenOptions) -> Result<Box<dyn Store>> {
+    let path = location::file_path(location)?;
+    Ok(Box::new(GnzStore::open(path, options)?))
+}
+
+/// Crash points for tests (DESIGN.md, "Fault points").
+///
+/// With `ZMAP_GNZ_FAULT=<point>` in the environment the process aborts when
+/// a commit reaches `<point>`; `mid-copy` and `mid-header` first write (and
+/// sync) half of the commit record or of the header, simulating a torn
+/// write. Unset, each check costs one environment lookup per commit.
+pub mod fault {
+    /// The environment variable naming the crash point.
+    pub const VAR: &str = "ZMAP_GNZ_FAULT";
+
+    /// Every crash point, in the order a commit reaches them.
+    pub const POINTS: &[&str] = &[
+        "before-copy",
+        "mid-copy",
+        "after-copy",
+        "after-header-copy",
+        "mid-header",
+        "after-header",
+        "compact-between",
+    ];
+
+    /// True if the crash point `name` is armed.
+    pub fn armed(name: &str) -> bool {
+        std::env::var_os(VAR).is_some_and(|v| v == name)
+    }
+
+    /// Aborts the process (no unwinding, no destructors, like a kill).
+    pub fn crash(name: &str) -> ! {
+        eprintln!("zmap: {VAR}={name}: aborting at this crash point");
+        std::process::abort()
+    }
+
+    /// Aborts here if `name` is armed.
+    pub fn point(name: &str) {
+        if armed(name) {
+            crash(name);
+        }
+    }
 }

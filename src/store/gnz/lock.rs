@@ -1,0 +1,186 @@
+//! Advisory locks on a GNZ file (DESIGN.md, "Locks").
+//!
+//! Linux open-file-description (OFD) byte-range locks on three single bytes
+//! far past any data (a lock range need not exist in the file). OFD locks
+//! belong to one `open()` — not to the process, as classic POSIX locks do —
+//! so two maps opened on one file in the same process exclude each other
+//! exactly as two processes do, and closing an unrelated descriptor of the
+//! same file releases nothing. The kernel drops them when the process dies.
+//!
+//! - `Writer`: exclusive, held by a writable map for its whole life. A second
+//!   writer's non-blocking attempt fails at once: `Error::Locked`.
+//! - `Readers`: shared, held by every read-only map for its whole life. The
+//!   writer never takes it; it only asks whether anyone holds it, to know
+//!   whether freed space may still be in some reader's snapshot.
+//! - `Header`: exclusive while a writer rewrites the header at offset 0,
+//!   shared while an opener reads it — a few microseconds each, so an opener
+//!   never sees a half-written header of a live writer.
+//!
+//! Other systems fall back to `flock` for the writer lock only (readers are
+//! then not tracked: see DESIGN.md).
+
+use std::fs::File;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Writer = 0,
+    Readers = 1,
+    Header = 2,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod imp {
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    use super::Slot;
+
+    /// First lock byte: far past any file, well inside `off_t`.
+    const BASE: i64 = 0x4000_0000_0000_0000;
+
+    fn request(slot: Slot, l_type: libc::c_int) -> libc::flock {
+        // SAFETY: `flock` is a plain C struct; all-zero is a valid value.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = l_type as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = BASE + slot as i64;
+        lock.l_len = 1;
+        lock.l_pid = 0;
+        lock
+    }
+
+    fn fcntl(file: &File, cmd: libc::c_int, lock: &mut libc::flock) -> io::Result<()> {
+        loop {
+            // SAFETY: the descriptor is open for the duration of the call
+            // and `lock` points to a valid, writable `flock`.
+            let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, lock as *mut libc::flock) };
+            if rc != -1 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    fn busy(err: &io::Error) -> bool {
+        matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES))
+    }
+
+    pub fn try_lock(file: &File, slot: Slot, exclusive: bool) -> io::Result<bool> {
+        let kind = if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        };
+        match fcntl(file, libc::F_OFD_SETLK, &mut request(slot, kind)) {
+            Ok(()) => Ok(true),
+            Err(e) if busy(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn lock_wait(file: &File, slot: Slot, exclusive: bool) -> io::Result<()> {
+        let kind = if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        };
+        fcntl(file, libc::F_OFD_SETLKW, &mut request(slot, kind))
+    }
+
+    pub fn unlock(file: &File, slot: Slot) -> io::Result<()> {
+        fcntl(file, libc::F_OFD_SETLK, &mut request(slot, libc::F_UNLCK))
+    }
+
+    pub fn held_by_other(file: &File, slot: Slot) -> io::Result<bool> {
+        let mut lock = request(slot, libc::F_WRLCK);
+        fcntl(file, libc::F_OFD_GETLK, &mut lock)?;
+        Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod imp {
+    use std::fs::File;
+    use std::io;
+
+    use rustix::fs::{flock, FlockOperation};
+
+    use super::Slot;
+
+    pub fn try_lock(file: &File, slot: Slot, exclusive: bool) -> io::Result<bool> {
+        if slot != Slot::Writer || !exclusive {
+            return Ok(true);
+        }
+        match flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn lock_wait(_file: &File, _slot: Slot, _exclusive: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub fn unlock(file: &File, slot: Slot) -> io::Result<()> {
+        if slot == Slot::Writer {
+            flock(file, FlockOperation::Unlock)?;
+        }
+        Ok(())
+    }
+
+    pub fn held_by_other(_file: &File, _slot: Slot) -> io::Result<bool> {
+        Ok(false)
+    }
+}
+
+/// Takes the writer lock, or `Error::Locked` at once if another open holds it.
+pub fn lock_writer(file: &File) -> Result<()> {
+    if imp::try_lock(file, Slot::Writer, true)? {
+        Ok(())
+    } else {
+        Err(Error::Locked)
+    }
+}
+
+/// Gives up the writer lock (a writable open that turned out read-only).
+pub fn unlock_writer(file: &File) -> Result<()> {
+    Ok(imp::unlock(file, Slot::Writer)?)
+}
+
+/// Registers a reader. Only a writer probes this byte and nobody holds it
+/// exclusively, so this cannot fail for contention; if it does anyway the
+/// error is reported rather than reading unprotected.
+pub fn register_reader(file: &File) -> Result<()> {
+    if imp::try_lock(file, Slot::Readers, false)? {
+        Ok(())
+    } else {
+        Err(Error::Locked)
+    }
+}
+
+/// True if some other open holds the readers lock.
+pub fn readers_present(file: &File) -> Result<bool> {
+    Ok(imp::held_by_other(file, Slot::Readers)?)
+}
+
+/// Runs `body` holding the header lock (exclusive for a writer rewriting
+/// the header, shared for an opener reading it).
+pub fn with_header_lock<T>(
+    file: &File,
+    exclusive: bool,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    imp::lock_wait(file, Slot::Header, exclusive)?;
+    let result = body();
+    let unlocked = imp::unlock(file, Slot::Header);
+    let value = result?;
+    unlocked?;
+    Ok(value)
+}

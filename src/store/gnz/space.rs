@@ -1,0 +1,406 @@
+//! Free space of a GNZ file: which byte ranges a new extent may use.
+//!
+//! The file is divided into the header region `[0, floor)`, the managed
+//! region `[floor, end)` and unused space from `end` on. Inside the managed
+//! region a byte is either part of an object's extent, or free, or
+//! *pending* (freed since the last commit, so still referenced by the
+//! committed header), or *deferred* (freed at an earlier commit while a
+//! reader was open, so possibly still referenced by that reader's snapshot).
+//! Only free bytes and bytes past `end` are ever handed out; pending and
+//! deferred bytes become free at a commit made while no reader is open
+//! (DESIGN.md, "Space").
+//!
+//! Allocation is best fit over a size index (smallest free range that fits,
+//! honouring the alignment), else at `end`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{Error, Result};
+
+use super::format::MAX_FILE_OFFSET;
+
+/// How many size-ordered candidates are tried for an aligned exact fit
+/// before falling back to a range that fits whatever its alignment.
+const FIT_PROBES: usize = 64;
+
+#[derive(Debug, Default)]
+pub struct Space {
+    /// Free ranges: start -> end, disjoint, coalesced, inside [floor, end).
+    by_start: BTreeMap<u64, u64>,
+    /// The same ranges as (length, start).
+    by_len: BTreeSet<(u64, u64)>,
+    floor: u64,
+    end: u64,
+    pending: Vec<(u64, u64)>,
+    deferred: Vec<(u64, u64)>,
+}
+
+/// `x` rounded up to a multiple of `align` (a power of two).
+pub fn align_up(x: u64, align: u64) -> Result<u64> {
+    debug_assert!(align.is_power_of_two());
+    x.checked_add(align - 1)
+        .map(|v| v & !(align - 1))
+        .filter(|&v| v <= MAX_FILE_OFFSET)
+        .ok_or(Error::Invalid("file offset overflows"))
+}
+
+impl Space {
+    /// Everything in `[floor, end)` is in use until freed.
+    pub fn new(floor: u64, end: u64) -> Space {
+        Space {
+            floor,
+            end: end.max(floor),
+            ..Space::default()
+        }
+    }
+
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Bytes free now (not counting pending and deferred ones).
+    pub fn free_bytes(&self) -> u64 {
+        self.by_start.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// Bytes waiting for a commit (or for readers to leave).
+    pub fn waiting_bytes(&self) -> u64 {
+        self.pending
+            .iter()
+            .chain(&self.deferred)
+            .map(|(s, e)| e.saturating_sub(*s))
+            .sum()
+    }
+
+    /// The free ranges, in order (for checks and statistics).
+    pub fn free_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.by_start.iter().map(|(&s, &e)| (s, e))
+    }
+
+    fn insert(&mut self, start: u64, end: u64) {
+        if start < end {
+            self.by_start.insert(start, end);
+            self.by_len.insert((end - start, start));
+        }
+    }
+
+    fn remove(&mut self, start: u64) -> Option<u64> {
+        let end = self.by_start.remove(&start)?;
+        self.by_len.remove(&(end - start, start));
+        Some(end)
+    }
+
+    /// Makes `[start, end)` free now, merging with its neighbours. Parts
+    /// outside `[floor, end)` are dropped.
+    pub fn free(&mut self, start: u64, end: u64) {
+        let mut start = start.max(self.floor);
+        let mut end = end.min(self.end);
+        if start >= end {
+            return;
+        }
+        if let Some((&ps, &pe)) = self.by_start.range(..=start).next_back() {
+            if pe >= start {
+                self.remove(ps);
+                start = ps;
+                end = end.max(pe);
+            }
+        }
+        while let Some((&ns, &ne)) = self.by_start.range(start..).next() {
+            if ns > end {
+                break;
+            }
+            self.remove(ns);
+            end = end.max(ne);
+        }
+        self.insert(start, end);
+    }
+
+    /// `[start, end)` is still referenced by the committed header: it
+    /// becomes free at the next commit (if no reader is open then).
+    pub fn free_after_commit(&mut self, start: u64, end: u64) {
+        if start < end {
+            self.pending.push((start, end));
+        }
+    }
+
+    /// `[start, end)` may be referenced by an open reader's snapshot.
+    pub fn defer(&mut self, start: u64, end: u64) {
+        if start < end {
+            self.deferred.push((start, end));
+        }
+    }
+
+    /// A commit is durable. Pending space becomes free if no reader is open,
+    /// else deferred until a commit made without readers.
+    pub fn committed(&mut self, readers: bool) {
+        if readers {
+            self.deferred.append(&mut self.pending);
+        } else {
+            let waiting: Vec<_> = self
+                .pending
+                .drain(..)
+                .chain(self.deferred.drain(..))
+                .collect();
+            for (s, e) in waiting {
+                self.free(s, e);
+            }
+        }
+    }
+
+    /// Drops a free range that reaches `end`, lowering `end`.
+    pub fn trim(&mut self) {
+        if let Some((&s, &e)) = self.by_start.iter().next_back() {
+            if e == self.end {
+                self.remove(s);
+                self.end = s.max(self.floor);
+            }
+        }
+    }
+
+    /// Takes `size` bytes aligned to `align` (a power of two).
+    pub fn alloc(&mut self, size: u64, align: u64) -> Result<u64> {
+        if size == 0 {
+            return Err(Error::Internal("zero-size allocation"));
+        }
+        let fits = |len: u64, start: u64| -> Option<u64> {
+            let at = align_up(start, align).ok()?;
+            (at.checked_add(size)? <= start + len).then_some(at)
+        };
+        // Smallest ranges first: an exact aligned fit, if one is near.
+        let mut found = self
+            .by_len
+            .range((size, 0)..)
+            .take(FIT_PROBES)
+            .find_map(|&(len, start)| fits(len, start).map(|at| (start, at)));
+        if found.is_none() {
+            // Any range this long fits, whatever its alignment.
+            let need = size
+                .checked_add(align - 1)
+                .ok_or(Error::Invalid("size overflows"))?;
+            found = self
+                .by_len
+                .range((need, 0)..)
+                .next()
+                .and_then(|&(len, start)| fits(len, start).map(|at| (start, at)));
+        }
+        if let Some((start, at)) = found {
+            let end = self.remove(start).ok_or(Error::Internal("free list"))?;
+            self.insert(start, at);
+            self.insert(at + size, end);
+            return Ok(at);
+        }
+        // At the end, reusing a free range that reaches it.
+        let mut base = self.end;
+        if let Some((&s, &e)) = self.by_start.iter().next_back() {
+            if e == self.end {
+                self.remove(s);
+                base = s;
+            }
+        }
+        let at = align_up(base, align)?;
+        let new_end = at
+            .checked_add(size)
+            .filter(|&e| e <= MAX_FILE_OFFSET)
+            .ok_or(Error::Invalid("file would be too large"))?;
+        self.end = new_end;
+        self.insert(base, at);
+        Ok(at)
+    }
+
+    /// Takes `size` bytes aligned to `align` at or past `end`, never in a
+    /// free range below it (compaction parks objects there, clear of every
+    /// target).
+    pub fn alloc_past_end(&mut self, size: u64, align: u64) -> Result<u64> {
+        let base = self.end;
+        let at = align_up(base, align)?;
+        let new_end = at
+            .checked_add(size)
+            .filter(|&e| e <= MAX_FILE_OFFSET)
+            .ok_or(Error::Invalid("file would be too large"))?;
+        self.end = new_end;
+        self.free(base, at);
+        Ok(at)
+    }
+
+    /// Takes exactly `[start, end)` if it is free (or past `end`, or a free
+    /// range reaching `end` and then past it). False, changing nothing, if
+    /// any byte of it is in use.
+    pub fn take(&mut self, start: u64, end: u64) -> bool {
+        if start < self.floor || start >= end || end > MAX_FILE_OFFSET {
+            return false;
+        }
+        if start >= self.end {
+            let old_end = self.end;
+            self.end = end;
+            self.free(old_end, start);
+            return true;
+        }
+        let Some((&s, &e)) = self.by_start.range(..=start).next_back() else {
+            return false;
+        };
+        if e <= start {
+            return false;
+        }
+        if end <= e {
+            self.remove(s);
+            self.insert(s, start);
+            self.insert(end, e);
+            return true;
+        }
+        if e == self.end {
+            self.remove(s);
+            self.insert(s, start);
+            self.end = end;
+            return true;
+        }
+        false
+    }
+
+    /// Moves the floor up: free space below it is withdrawn (the caller
+    /// moves the extents that lie there), `end` is at least the floor.
+    pub fn raise_floor(&mut self, floor: u64) {
+        if floor <= self.floor {
+            return;
+        }
+        self.floor = floor;
+        while let Some((&s, &e)) = self.by_start.iter().next() {
+            if s >= floor {
+                break;
+            }
+            self.remove(s);
+            if e > floor {
+                self.insert(floor, e);
+            }
+        }
+        if self.end < floor {
+            self.end = floor;
+        }
+    }
+
+    /// Moves the floor down to `floor`, making `[floor, old floor)` free.
+    /// The caller guarantees nothing committed lies there.
+    pub fn lower_floor(&mut self, floor: u64) {
+        if floor >= self.floor {
+            return;
+        }
+        let old = self.floor;
+        self.floor = floor;
+        self.free(floor, old);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(s: &Space) -> Vec<(u64, u64)> {
+        s.free_ranges().collect()
+    }
+
+    #[test]
+    fn alloc_at_end_and_alignment() {
+        let mut s = Space::new(4096, 4096);
+        assert_eq!(s.alloc(100, 16).unwrap(), 4096);
+        assert_eq!(s.end(), 4196);
+        assert_eq!(s.alloc(5000, 4096).unwrap(), 8192);
+        assert_eq!(ranges(&s), vec![(4196, 8192)]);
+        // The gap is reused, aligned.
+        assert_eq!(s.alloc(10, 16).unwrap(), 4208);
+        assert_eq!(ranges(&s), vec![(4196, 4208), (4218, 8192)]);
+    }
+
+    #[test]
+    fn free_coalesces_and_best_fit() {
+        let mut s = Space::new(0, 1000);
+        s.free(100, 200);
+        s.free(300, 350);
+        s.free(200, 300);
+        assert_eq!(ranges(&s), vec![(100, 350)]);
+        s.free(500, 510);
+        // Best fit: the 10-byte range, not the big one.
+        assert_eq!(s.alloc(10, 1).unwrap(), 500);
+        assert_eq!(ranges(&s), vec![(100, 350)]);
+        s.free(990, 1000);
+        s.trim();
+        assert_eq!(s.end(), 990);
+        assert_eq!(s.free_bytes(), 250);
+    }
+
+    #[test]
+    fn aligned_exact_fit_is_found() {
+        let mut s = Space::new(0, 100_000);
+        s.free(8192, 12288);
+        s.free(20_000, 60_000);
+        assert_eq!(s.alloc(4096, 4096).unwrap(), 8192);
+        assert_eq!(s.alloc(4096, 4096).unwrap(), 20480);
+    }
+
+    #[test]
+    fn pending_waits_for_a_commit_without_readers() {
+        let mut s = Space::new(0, 1000);
+        s.free_after_commit(0, 100);
+        assert_eq!(s.free_bytes(), 0);
+        s.committed(true);
+        assert_eq!(s.free_bytes(), 0);
+        assert_eq!(s.waiting_bytes(), 100);
+        s.free_after_commit(100, 150);
+        s.committed(false);
+        assert_eq!(ranges(&s), vec![(0, 150)]);
+        assert_eq!(s.waiting_bytes(), 0);
+    }
+
+    #[test]
+    fn take_exact() {
+        let mut s = Space::new(100, 1000);
+        s.free(200, 300);
+        assert!(s.take(210, 220));
+        assert_eq!(ranges(&s), vec![(200, 210), (220, 300)]);
+        assert!(!s.take(250, 350));
+        assert!(!s.take(50, 60));
+        assert!(s.take(1200, 1300));
+        assert_eq!(s.end(), 1300);
+        assert_eq!(ranges(&s), vec![(200, 210), (220, 300), (1000, 1200)]);
+        assert!(!s.take(1100, 1400));
+        s.free(1200, 1300);
+        assert!(s.take(1100, 1400));
+        assert_eq!(s.end(), 1400);
+        assert_eq!(ranges(&s), vec![(200, 210), (220, 300), (1000, 1100)]);
+    }
+
+    #[test]
+    fn floors() {
+        let mut s = Space::new(100, 1000);
+        s.free(150, 300);
+        s.free(400, 500);
+        s.raise_floor(200);
+        assert_eq!(ranges(&s), vec![(200, 300), (400, 500)]);
+        s.raise_floor(2000);
+        assert_eq!(ranges(&s), vec![]);
+        assert_eq!(s.end(), 2000);
+        s.lower_floor(1500);
+        assert_eq!(ranges(&s), vec![(1500, 2000)]);
+        // Freed space below the floor is dropped.
+        s.free(0, 1600);
+        assert_eq!(ranges(&s), vec![(1500, 2000)]);
+    }
+
+    #[test]
+    fn past_end() {
+        let mut s = Space::new(0, 100);
+        s.free(50, 100);
+        assert_eq!(s.alloc_past_end(10, 64).unwrap(), 128);
+        assert_eq!(ranges(&s), vec![(50, 128)]);
+        assert_eq!(s.end(), 138);
+    }
+
+    #[test]
+    fn overflow_is_refused() {
+        let mut s = Space::new(0, MAX_FILE_OFFSET - 10);
+        assert!(s.alloc(100, 1).is_err());
+        assert!(align_up(u64::MAX - 2, 4096).is_err());
+    }
+}

@@ -1,0 +1,1209 @@
+//! The GNZ store: an index of extents over one file, copy-on-write updates,
+//! the commit protocol and compaction. DESIGN.md explains the why; this file
+//! is the how.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::ops::Bound;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use memmap2::Mmap;
+use serde_json::{Map as JsonMap, Value};
+
+use super::fault;
+use super::format::{self, Array, Header, Loaded, PREFIX_LEN};
+use super::lock;
+use super::space::{align_up, Space};
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::store::{is_dataset_marker, OpenOptions, Store};
+
+/// Page size of the layout: large objects start on multiples of it, the
+/// header region and the file end are multiples of it.
+pub const PAGE: u64 = format::ALIGNMENT;
+/// Alignment of objects smaller than a page.
+pub const SMALL_ALIGN: u64 = 16;
+/// libzmap's own revision of the layout, recorded in `metadata.zmap`.
+pub const REVISION: u64 = 1;
+/// An object that grows gets up to half its length again as spare capacity,
+/// at most this much.
+const MAX_SLACK: u64 = 64 << 20;
+/// Buffer size for copying and zero-filling.
+const CHUNK: u64 = 1 << 20;
+
+/// The array description of an object written by another GNZ writer, kept
+/// while the object's length is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Layout {
+    dtype: String,
+    shape: Vec<u64>,
+    order: String,
+}
+
+/// Where an object's bytes are.
+#[derive(Clone, Debug)]
+struct Object {
+    /// Start of the extent (0 for an object without one).
+    offset: u64,
+    len: u64,
+    /// Bytes reserved at `offset`; `len <= cap`. Bytes past `len` are
+    /// undefined until written.
+    cap: u64,
+    /// Bytes `[offset, offset + committed)` may be referenced by the
+    /// committed header or by an open reader's snapshot: never written.
+    committed: u64,
+    /// The array's name in the file when it is not the key itself.
+    name: Option<String>,
+    layout: Option<Layout>,
+}
+
+impl Object {
+    fn empty() -> Object {
+        Object {
+            offset: 0,
+            len: 0,
+            cap: 0,
+            committed: 0,
+            name: None,
+            layout: None,
+        }
+    }
+}
+
+type Objects = BTreeMap<String, Object>;
+
+/// The capacity policy: whole pages from one page up, else 16-byte units.
+fn capacity(n: u64) -> Result<u64> {
+    if n >= PAGE {
+        align_up(n, PAGE)
+    } else {
+        align_up(n, SMALL_ALIGN)
+    }
+}
+
+/// The alignment policy: extents of a page or more start on a page.
+fn align_for(cap: u64) -> u64 {
+    if cap >= PAGE {
+        PAGE
+    } else {
+        SMALL_ALIGN
+    }
+}
+
+/// How much room an object growing from `old` to `new` bytes asks for.
+fn grow_target(old: u64, new: u64) -> u64 {
+    if new > old {
+        new.max(old.saturating_add((old / 2).min(MAX_SLACK)))
+    } else {
+        new
+    }
+}
+
+// ---- the index ---------------------------------------------------------------
+
+/// True if `key` lies below an object or is a proper prefix of one.
+fn conflicts(objects: &Objects, key: &Key) -> bool {
+    if key.ancestors().any(|a| objects.contains_key(a)) {
+        return true;
+    }
+    let below = format!("{key}/");
+    objects
+        .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
+        .next()
+        .is_some_and(|(k, _)| k.starts_with(&below))
+}
+
+/// The key of an array name (gnz-format.md Part 2), if it has one.
+fn key_of(name: &str) -> Option<Key> {
+    let text = if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/{name}")
+    };
+    Key::parse(text.as_bytes())
+        .ok()
+        .filter(|k| k.as_str() == text && !k.is_root())
+}
+
+/// The objects of a header, and the names of the arrays that are not
+/// objects (not a valid key, or clashing with another array's key).
+fn build_index(header: &Header) -> (Objects, Vec<String>) {
+    let mut arrays: Vec<&Array> = header.arrays.iter().collect();
+    arrays.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let mut objects = Objects::new();
+    let mut skipped = Vec::new();
+    for a in arrays {
+        let Some(key) = key_of(&a.name) else {
+            skipped.push(a.name.clone());
+            continue;
+        };
+        if objects.contains_key(key.as_str()) || conflicts(&objects, &key) {
+            skipped.push(a.name.clone());
+            continue;
+        }
+        let plain = a.dtype == "|u1" && a.shape == [a.nbytes] && a.order == "C";
+        let object = Object {
+            offset: if a.nbytes == 0 { 0 } else { a.offset },
+            len: a.nbytes,
+            cap: a.nbytes,
+            committed: a.nbytes,
+            name: (a.name != key.as_str()).then(|| a.name.clone()),
+            layout: (!plain).then(|| Layout {
+                dtype: a.dtype.clone(),
+                shape: a.shape.clone(),
+                order: a.order.clone(),
+            }),
+        };
+        objects.insert(key.as_str().to_string(), object);
+    }
+    (objects, skipped)
+}
+
+fn report_skipped(path: &Path, skipped: &[String]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = skipped.iter().take(5).map(|n| format!("{n:?}")).collect();
+    let more = if skipped.len() > 5 {
+        format!(" and {} more", skipped.len() - 5)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "zmap: {}: GNZ arrays that are not valid zmap keys were skipped and the file is \
+         read-only: {}{more}",
+        path.display(),
+        shown.join(", ")
+    );
+}
+
+/// Immediate children of `prefix`: a skip-scan over the sorted keys.
+fn children_of(objects: &Objects, prefix: &Key) -> Vec<String> {
+    let base = if prefix.is_root() {
+        "/".to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    let mut names = Vec::new();
+    let mut resume: Bound<String> = Bound::Included(base.clone());
+    loop {
+        let lower = match &resume {
+            Bound::Included(k) => Bound::Included(k.as_str()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_str()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let Some((key, _)) = objects.range::<str, _>((lower, Bound::Unbounded)).next() else {
+            break;
+        };
+        let Some(rest) = key.strip_prefix(&base) else {
+            break;
+        };
+        match rest.find('/') {
+            None => {
+                names.push(rest.to_string());
+                resume = Bound::Excluded(key.clone());
+            }
+            Some(slash) => {
+                // Everything below base/name lies before base/name0.
+                let name = &rest[..slash];
+                names.push(name.to_string());
+                resume = Bound::Included(format!("{base}{name}0"));
+            }
+        }
+    }
+    names
+}
+
+// ---- file helpers ------------------------------------------------------------
+
+fn sync_parent_dir(path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()?;
+    Ok(())
+}
+
+// ---- the store -----------------------------------------------------------------
+
+/// One open GNZ file.
+pub struct GnzStore {
+    path: PathBuf,
+    state: State,
+}
+
+enum State {
+    /// Read-only: an immutable index over a memory map of the file.
+    Reader(Reader),
+    /// Writable: the index, free space and commit machinery, behind a lock.
+    Writer(Box<RwLock<Writer>>),
+}
+
+struct Reader {
+    objects: Objects,
+    map: Mmap,
+    /// Holds the readers lock for the map's lifetime.
+    file: File,
+    generation: u64,
+    header_len: u64,
+    skipped: usize,
+}
+
+struct Writer {
+    file: File,
+    objects: Objects,
+    space: Space,
+    metadata: JsonMap<String, Value>,
+    extra: JsonMap<String, Value>,
+    /// The generation of the last commit (or of its durable record).
+    generation: u64,
+    /// 8 + length of the committed header.
+    header_len: u64,
+    file_len: u64,
+    /// Something changed since the last commit.
+    dirty: bool,
+}
+
+impl GnzStore {
+    /// Opens (or creates) the GNZ file at `path`.
+    pub fn open(path: PathBuf, options: OpenOptions) -> Result<GnzStore> {
+        if options.create {
+            return GnzStore::create(path, options.noclobber);
+        }
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::Empty),
+            Err(e) => return Err(e.into()),
+        };
+        if meta.is_dir() {
+            return Err(Error::Format(format!("{} is a directory", path.display())));
+        }
+        if !options.writable {
+            let file = open_file(&path, false)?;
+            let reader = Reader::open(&path, file)?;
+            return Ok(GnzStore {
+                path,
+                state: State::Reader(reader),
+            });
+        }
+        let file = open_file(&path, true)?;
+        lock::lock_writer(&file)?;
+        let loaded = format::load(&file)?;
+        GnzStore::from_loaded(path, file, loaded)
+    }
+
+    /// A writer on a loaded file, or a reader when some arrays are not
+    /// objects (the file is then read-only).
+    fn from_loaded(path: PathBuf, file: File, loaded: Loaded) -> Result<GnzStore> {
+        let (objects, skipped) = build_index(&loaded.header);
+        if !skipped.is_empty() {
+            report_skipped(&path, &skipped);
+            lock::unlock_writer(&file)?;
+            let reader = Reader::open(&path, file)?;
+            return Ok(GnzStore {
+                path,
+                state: State::Reader(reader),
+            });
+        }
+        let writer = Writer::from_loaded(file, loaded, objects, &[])?;
+        Ok(GnzStore {
+            path,
+            state: State::Writer(Box::new(RwLock::new(writer))),
+        })
+    }
+
+    fn create(path: PathBuf, noclobber: bool) -> Result<GnzStore> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        if path.is_dir() {
+            return Err(Error::Exists);
+        }
+        let (file, new) = match fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open_file(&path, true)?, false),
+            Err(e) => return Err(e.into()),
+        };
+        lock::lock_writer(&file)?;
+        if file.metadata()?.len() == 0 {
+            let writer = Writer::fresh(file)?;
+            if new {
+                sync_parent_dir(&path)?;
+            }
+            return Ok(GnzStore {
+                path,
+                state: State::Writer(Box::new(RwLock::new(writer))),
+            });
+        }
+        let loaded = match format::load(&file) {
+            Ok(loaded) => loaded,
+            Err(Error::Format(why)) => {
+                let mut magic = [0u8; 4];
+                let is_gnz =
+                    FileExt::read_exact_at(&file, &mut magic, 0).is_ok() && &magic == format::MAGIC;
+                if !is_gnz {
+                    // Not ours: refuse, touching nothing.
+                    return Err(Error::Exists);
+                }
+                if noclobber {
+                    return Err(Error::Format(why));
+                }
+                // A broken GNZ file: start it anew.
+                file.set_len(0)?;
+                let writer = Writer::fresh(file)?;
+                return Ok(GnzStore {
+                    path,
+                    state: State::Writer(Box::new(RwLock::new(writer))),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if noclobber {
+            return GnzStore::from_loaded(path, file, loaded);
+        }
+        let header = &loaded.header;
+        let marked = header
+            .arrays
+            .iter()
+            .filter_map(|a| key_of(&a.name))
+            .any(|k| k.parent().is_some_and(|p| p.is_root()) && is_dataset_marker(k.name()));
+        if !header.arrays.is_empty() && !marked {
+            return Err(Error::Exists);
+        }
+        // Empty the dataset: every array goes (those that are not objects
+        // too), and with them everything the metadata said. Their bytes stay
+        // untouched until the emptied header is committed.
+        let (objects, skipped) = build_index(header);
+        let foreign: Vec<(u64, u64)> = header
+            .arrays
+            .iter()
+            .filter(|a| a.nbytes > 0 && skipped.contains(&a.name))
+            .map(|a| (a.offset, a.offset + a.nbytes))
+            .collect();
+        let mut writer = Writer::from_loaded(file, loaded, objects, &foreign)?;
+        writer.clear();
+        writer.commit()?;
+        Ok(GnzStore {
+            path,
+            state: State::Writer(Box::new(RwLock::new(writer))),
+        })
+    }
+
+    fn writer(&self) -> Result<RwLockWriteGuard<'_, Writer>> {
+        match &self.state {
+            State::Writer(w) => Ok(w.write().unwrap_or_else(|e| e.into_inner())),
+            State::Reader(_) => Err(Error::ReadOnly),
+        }
+    }
+
+    /// Rewrites the file without holes; its size before and after.
+    pub fn compact_file(&self) -> Result<(u64, u64)> {
+        self.writer()?.compact()
+    }
+}
+
+fn open_file(path: &Path, writable: bool) -> Result<File> {
+    Ok(fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)?)
+}
+
+impl Reader {
+    fn open(path: &Path, file: File) -> Result<Reader> {
+        lock::register_reader(&file)?;
+        let loaded = lock::with_header_lock(&file, false, || format::load(&file))?;
+        let (objects, skipped) = build_index(&loaded.header);
+        report_skipped(path, &skipped);
+        // SAFETY: the mapping is only read, and only at extents that the
+        // header references. libzmap writers never change those bytes while
+        // this reader holds the readers lock (copy-on-write, space freed
+        // only without readers) and never cut the file below them. A
+        // process that ignores the protocol and truncates the file could
+        // make such a read fault (SIGBUS), as with any memory map.
+        let map = unsafe { Mmap::map(&file)? };
+        let size = map.len() as u64;
+        if objects.values().any(|o| o.offset + o.len > size) {
+            return Err(Error::Format("file shrank while being opened".into()));
+        }
+        Ok(Reader {
+            generation: loaded.header.generation(),
+            header_len: PREFIX_LEN + loaded.json.len() as u64,
+            skipped: skipped.len(),
+            objects,
+            map,
+            file,
+        })
+    }
+
+    fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
+        let object = self.objects.get(key.as_str()).ok_or(Error::Empty)?;
+        let end = start + buf.len() as u64;
+        if end > object.len {
+            return Err(Error::Edge);
+        }
+        let from = (object.offset + start) as usize;
+        buf.copy_from_slice(&self.map[from..from + buf.len()]);
+        Ok(())
+    }
+}
+
+impl Writer {
+    /// A new, empty dataset in an empty file. Nothing was committed before,
+    /// so the first header goes straight to offset 0 (one small write in
+    /// the first page).
+    fn fresh(file: File) -> Result<Writer> {
+        let mut writer = Writer {
+            file,
+            objects: Objects::new(),
+            space: Space::new(PAGE, PAGE),
+            metadata: JsonMap::new(),
+            extra: JsonMap::new(),
+            generation: 0,
+            header_len: 0,
+            file_len: 0,
+            dirty: false,
+        };
+        let generation = 1;
+        let json = writer.header(generation).to_json()?;
+        let mut bytes = format::prefix(json.len())?.to_vec();
+        bytes.extend_from_slice(&json);
+        lock::with_header_lock(&writer.file, true, || {
+            writer.file.write_all_at(&bytes, 0)?;
+            writer.file.set_len(PAGE.max(bytes.len() as u64))?;
+            Ok(())
+        })?;
+        writer.file.sync_data()?;
+        writer.generation = generation;
+        writer.header_len = bytes.len() as u64;
+        writer.file_len = PAGE.max(bytes.len() as u64);
+        Ok(writer)
+    }
+
+    /// A writer over the objects of a loaded header. `foreign` are the
+    /// extents of arrays that are not objects: in use until the next commit.
+    fn from_loaded(
+        file: File,
+        loaded: Loaded,
+        objects: Objects,
+        foreign: &[(u64, u64)],
+    ) -> Result<Writer> {
+        let header_len = PREFIX_LEN + loaded.json.len() as u64;
+        if loaded.recovered {
+            // The header at 0 is torn or older than the durable record:
+            // finish that commit.
+            let mut bytes = format::prefix(loaded.json.len())?.to_vec();
+            bytes.extend_from_slice(&loaded.json);
+            lock::with_header_lock(&file, true, || Ok(file.write_all_at(&bytes, 0)?))?;
+            file.sync_data()?;
+        }
+        // The header region: the header, and the rest of its page unless an
+        // object starts there.
+        let mut extents: Vec<(u64, u64)> = objects
+            .values()
+            .filter(|o| o.cap > 0)
+            .map(|o| (o.offset, o.offset + o.cap))
+            .chain(foreign.iter().copied())
+            .collect();
+        extents.sort_unstable();
+        let first = extents.first().map_or(u64::MAX, |e| e.0);
+        let floor = header_len.max(align_up(header_len, PAGE)?.min(first));
+        let end = extents.iter().map(|e| e.1).max().unwrap_or(0).max(floor);
+        // Readers open now may hold an older snapshot: what the header does
+        // not reference may still be theirs until a commit without readers.
+        let readers = lock::readers_present(&file)?;
+        let file_len = loaded.size;
+        let mut space = Space::new(floor, if readers { end.max(file_len) } else { end });
+        let mut at = floor;
+        let mut gaps = Vec::new();
+        for (s, e) in extents {
+            if s > at {
+                gaps.push((at, s));
+            }
+            at = at.max(e);
+        }
+        gaps.push((at, space.end()));
+        for (s, e) in gaps {
+            if readers {
+                space.defer(s, e);
+            } else {
+                space.free(s, e);
+            }
+        }
+        for &(s, e) in foreign {
+            space.free_after_commit(s, e);
+        }
+        Ok(Writer {
+            file,
+            objects,
+            space,
+            generation: loaded.header.generation(),
+            metadata: loaded.header.metadata,
+            extra: loaded.header.extra,
+            header_len,
+            file_len,
+            dirty: false,
+        })
+    }
+
+    /// The header describing the current objects, as commit `generation`.
+    fn header(&self, generation: u64) -> Header {
+        let mut metadata = self.metadata.clone();
+        let mut zmap = match metadata.remove("zmap") {
+            Some(Value::Object(z)) => z,
+            _ => JsonMap::new(),
+        };
+        zmap.insert("generation".into(), Value::from(generation));
+        zmap.insert("revision".into(), Value::from(REVISION));
+        metadata.insert("zmap".into(), Value::Object(zmap));
+        let arrays = self
+            .objects
+            .iter()
+            .map(|(key, o)| {
+                let (dtype, shape, order) = match &o.layout {
+                    Some(l) => (l.dtype.clone(), l.shape.clone(), l.order.clone()),
+                    None => ("|u1".to_string(), vec![o.len], "C".to_string()),
+                };
+                Array {
+                    name: o.name.clone().unwrap_or_else(|| key.clone()),
+                    offset: if o.len == 0 { 0 } else { o.offset },
+                    shape,
+                    dtype,
+                    order,
+                    nbytes: o.len,
+                }
+            })
+            .collect();
+        Header {
+            metadata,
+            extra: self.extra.clone(),
+            arrays,
+        }
+    }
+
+    /// Gives an extent back: its committed part once the next commit is
+    /// durable, the rest now.
+    fn release(space: &mut Space, o: &Object) {
+        if o.cap == 0 {
+            return;
+        }
+        let committed = o.committed.min(o.cap);
+        space.free_after_commit(o.offset, o.offset + committed);
+        space.free(o.offset + committed, o.offset + o.cap);
+    }
+
+    /// Writes `data` at `at`, keeping track of the file's length.
+    fn put(&mut self, data: &[u8], at: u64) -> Result<()> {
+        self.file.write_all_at(data, at)?;
+        self.file_len = self.file_len.max(at + data.len() as u64);
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `from` to `to` (non-overlapping).
+    fn copy(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
+        let mut buf = vec![0u8; len.min(CHUNK) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(CHUNK) as usize;
+            FileExt::read_exact_at(&self.file, &mut buf[..n], from + done)?;
+            self.put(&buf[..n], to + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes `[at, at + len)` read as zeros: writes zeros over what the file
+    /// holds there, and extends the file (sparsely) over the rest.
+    fn zeros(&mut self, at: u64, len: u64) -> Result<()> {
+        let end = at + len;
+        let written = end.min(self.file_len);
+        if at < written {
+            let zeros = vec![0u8; (written - at).min(CHUNK) as usize];
+            let mut pos = at;
+            while pos < written {
+                let n = (written - pos).min(CHUNK) as usize;
+                self.put(&zeros[..n], pos)?;
+                pos += n as u64;
+            }
+        }
+        if end > self.file_len {
+            self.file.set_len(end)?;
+            self.file_len = end;
+        }
+        Ok(())
+    }
+
+    /// Fills a new extent at `at` for `update`: the kept bytes of `old`,
+    /// zeros, and `data` at `start`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &mut self,
+        old: &Object,
+        at: u64,
+        lo: u64,
+        end: u64,
+        zeros: [(u64, u64); 2],
+        start: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        if lo > 0 {
+            self.copy(old.offset, at, lo)?;
+        }
+        if end < old.len {
+            self.copy(old.offset + end, at + end, old.len - end)?;
+        }
+        for (s, e) in zeros {
+            if s < e {
+                self.zeros(at + s, e - s)?;
+            }
+        }
+        if !data.is_empty() {
+            self.put(data, at + start)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every object and all metadata (a clobbering create).
+    fn clear(&mut self) {
+        for o in std::mem::take(&mut self.objects).into_values() {
+            Writer::release(&mut self.space, &o);
+        }
+        self.metadata.clear();
+        self.extra.clear();
+        self.dirty = true;
+    }
+
+    fn object(&self, key: &Key) -> Result<&Object> {
+        self.objects.get(key.as_str()).ok_or(Error::Empty)
+    }
+
+    fn define(&mut self, key: &Key) -> Result<()> {
+        if self.objects.contains_key(key.as_str()) {
+            return Ok(());
+        }
+        if conflicts(&self.objects, key) {
+            return Err(Error::Invalid("key conflicts with an existing object"));
+        }
+        self.objects
+            .insert(key.as_str().to_string(), Object::empty());
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
+        let o = self.object(key)?;
+        if start + buf.len() as u64 > o.len {
+            return Err(Error::Edge);
+        }
+        FileExt::read_exact_at(&self.file, buf, o.offset + start)?;
+        Ok(())
+    }
+
+    /// Sets the object's length to `new_len` and its bytes
+    /// `[start, start + data.len())` to `data`; bytes past the old length
+    /// that `data` does not cover become zeros. Writes in place when the
+    /// bytes touched are not committed and fit (growing the extent into
+    /// free space when possible), else moves the object to a new extent.
+    fn update(&mut self, key: &str, start: u64, data: &[u8], new_len: u64) -> Result<()> {
+        let old = self
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or(Error::Internal("object vanished"))?;
+        let end = start + data.len() as u64;
+        let old_len = old.len;
+        let lo = start.min(old_len);
+        let zeros = [(old_len, start.min(new_len)), (end.max(old_len), new_len)];
+        let mut next = old.clone();
+        let mut in_place = old.cap > 0 && lo >= old.committed;
+        if in_place && new_len > old.cap {
+            let want = capacity(grow_target(old_len, new_len))?;
+            in_place = (want < PAGE || old.offset % PAGE == 0)
+                && self.space.take(old.offset + old.cap, old.offset + want);
+            if in_place {
+                next.cap = want;
+            }
+        }
+        if in_place {
+            let mut result = Ok(());
+            for (s, e) in zeros {
+                if s < e && result.is_ok() {
+                    result = self.zeros(old.offset + s, e - s);
+                }
+            }
+            if !data.is_empty() && result.is_ok() {
+                result = self.put(data, old.offset + start);
+            }
+            if let Err(e) = result {
+                // The object keeps its length; capacity taken for it goes back.
+                if next.cap > old.cap {
+                    self.space.free(old.offset + old.cap, old.offset + next.cap);
+                    self.space.trim();
+                }
+                return Err(e);
+            }
+        } else {
+            let cap = capacity(grow_target(old_len, new_len))?;
+            let at = self.space.alloc(cap, align_for(cap))?;
+            if let Err(e) = self.fill(&old, at, lo, end, zeros, start, data) {
+                self.space.free(at, at + cap);
+                self.space.trim();
+                return Err(e);
+            }
+            Writer::release(&mut self.space, &old);
+            next.offset = at;
+            next.cap = cap;
+            next.committed = 0;
+        }
+        next.len = new_len;
+        if new_len != old_len {
+            next.layout = None;
+        }
+        self.objects.insert(key.to_string(), next);
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn write_at(&mut self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
+        let created = !self.objects.contains_key(key.as_str());
+        if created {
+            self.define(key)?;
+        }
+        let len = self.object(key)?.len;
+        let new_len = len.max(start + data.len() as u64);
+        let result = self.update(key.as_str(), start, data, new_len);
+        if result.is_err() && created {
+            // A write that fails leaves no object behind.
+            self.objects.remove(key.as_str());
+        }
+        result
+    }
+
+    fn truncate(&mut self, key: &Key, len: u64) -> Result<()> {
+        let o = self.object(key)?.clone();
+        if len == o.len {
+            return Ok(());
+        }
+        if len > o.len {
+            return self.update(key.as_str(), o.len, &[], len);
+        }
+        let mut next = o.clone();
+        next.len = len;
+        next.layout = None;
+        if len == 0 {
+            Writer::release(&mut self.space, &o);
+            next.offset = 0;
+            next.cap = 0;
+            next.committed = 0;
+        } else {
+            // Spare capacity past the committed bytes goes back.
+            let keep = capacity(len)?.min(o.cap).max(o.committed.min(o.cap));
+            if keep < o.cap {
+                self.space.free(o.offset + keep, o.offset + o.cap);
+                next.cap = keep;
+            }
+        }
+        self.objects.insert(key.as_str().to_string(), next);
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &Key) -> Result<()> {
+        let o = self.objects.remove(key.as_str()).ok_or(Error::Empty)?;
+        Writer::release(&mut self.space, &o);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Grows the header region to hold `need` bytes, moving the objects
+    /// that stand in the way to free space. Their old bytes stay intact
+    /// until the new header overwrites them, after the commit record that
+    /// references their new places is durable.
+    fn grow_header_region(&mut self, need: u64) -> Result<()> {
+        let floor = self.space.floor();
+        let target = need
+            .checked_add(need / 4)
+            .ok_or(Error::Invalid("header too large"))?;
+        let new_floor = align_up(target, PAGE)?.max(floor.saturating_mul(2));
+        self.space.raise_floor(new_floor);
+        let movers: Vec<String> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.cap > 0 && o.offset < new_floor)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in movers {
+            let o = self.objects[&key].clone();
+            let at = self.space.alloc(o.cap, align_for(o.cap))?;
+            if let Err(e) = self.copy(o.offset, at, o.len) {
+                self.space.free(at, at + o.cap);
+                self.space.trim();
+                return Err(e);
+            }
+            Writer::release(&mut self.space, &o);
+            let moved = self
+                .objects
+                .get_mut(&key)
+                .ok_or(Error::Internal("object vanished"))?;
+            moved.offset = at;
+            moved.committed = 0;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Makes the current state the committed one (DESIGN.md, "Commit").
+    fn commit(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let generation = self
+            .generation
+            .checked_add(1)
+            .ok_or(Error::Internal("generation overflow"))?;
+        let json = loop {
+            let json = self.header(generation).to_json()?;
+            let need = PREFIX_LEN + json.len() as u64;
+            if need <= self.space.floor() {
+                break json;
+            }
+            self.grow_header_region(need)?;
+        };
+        fault::point("before-copy");
+        // 1. The commit record at the tail, durable with all data written.
+        let at = align_up(self.space.end(), 8)?;
+        let record = format::record(&json, generation);
+        if fault::armed("mid-copy") {
+            self.file.write_all_at(&record[..record.len() / 2], at)?;
+            self.file.sync_data()?;
+            fault::crash("mid-copy");
+        }
+        self.put(&record, at)?;
+        let record_end = at + record.len() as u64;
+        if self.file_len > record_end {
+            self.file.set_len(record_end)?;
+        }
+        self.file_len = record_end;
+        self.file.sync_data()?;
+        // From here on a reopen finds this commit.
+        self.generation = generation;
+        for o in self.objects.values_mut() {
+            o.committed = o.committed.max(o.len);
+        }
+        fault::point("after-copy");
+        fault::point("after-header-copy");
+        // 2. The header at offset 0.
+        let mut bytes = format::prefix(json.len())?.to_vec();
+        bytes.extend_from_slice(&json);
+        lock::with_header_lock(&self.file, true, || {
+            if fault::armed("mid-header") {
+                self.file.write_all_at(&bytes[..bytes.len() / 2], 0)?;
+                self.file.sync_data()?;
+                fault::crash("mid-header");
+            }
+            Ok(self.file.write_all_at(&bytes, 0)?)
+        })?;
+        self.file.sync_data()?;
+        fault::point("after-header");
+        self.header_len = bytes.len() as u64;
+        self.dirty = false;
+        // 3. Space the previous header referenced is free unless a reader
+        // may still see it; the file ends at the page after the last extent.
+        let readers = lock::readers_present(&self.file)?;
+        if !readers {
+            for o in self.objects.values_mut() {
+                o.committed = o.len;
+            }
+        }
+        self.space.committed(readers);
+        self.space.trim();
+        let size = align_up(self.space.end(), PAGE)?;
+        if size != self.file_len {
+            self.file.set_len(size)?;
+            self.file_len = size;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the file without holes (DESIGN.md, "Compaction").
+    fn compact(&mut self) -> Result<(u64, u64)> {
+        self.commit()?;
+        let before = self.file.metadata()?.len();
+        if lock::readers_present(&self.file)? {
+            return Err(Error::Locked);
+        }
+        // No reader: nothing older than the committed header is referenced.
+        self.space.committed(false);
+        for o in self.objects.values_mut() {
+            o.committed = o.len;
+        }
+        // The header region, with room for the header to change a little.
+        let floor = align_up(self.header_len + 64, SMALL_ALIGN)?.min(self.space.floor());
+        self.space.lower_floor(floor);
+        let mut order: Vec<(u64, String)> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.cap > 0)
+            .map(|(k, o)| (o.offset, k.clone()))
+            .collect();
+        order.sort_unstable();
+        let mut targets = Vec::with_capacity(order.len());
+        let mut pos = floor;
+        for (_, key) in order {
+            let len = self.objects[&key].len;
+            if len == 0 {
+                let o = self.objects[&key].clone();
+                Writer::release(&mut self.space, &o);
+                if let Some(o) = self.objects.get_mut(&key) {
+                    *o = Object {
+                        offset: 0,
+                        cap: 0,
+                        committed: 0,
+                        ..o.clone()
+                    };
+                }
+                self.dirty = true;
+                continue;
+            }
+            let t = align_up(pos, align_for(len))?;
+            pos = t + len;
+            targets.push((key, t));
+        }
+        // Phase 1: straight to the target when it is free, else past the end.
+        let mut parked = Vec::new();
+        for (key, t) in targets {
+            let o = self.objects[&key].clone();
+            if o.offset == t {
+                if o.cap > o.len {
+                    self.space.free(t + o.len, t + o.cap);
+                    if let Some(o) = self.objects.get_mut(&key) {
+                        o.cap = o.len;
+                    }
+                }
+                continue;
+            }
+            let at = if self.space.take(t, t + o.len) {
+                t
+            } else {
+                parked.push((key.clone(), t));
+                self.space.alloc_past_end(o.len, align_for(o.len))?
+            };
+            self.relocate(&key, &o, at)?;
+        }
+        self.dirty = true;
+        self.commit()?;
+        fault::point("compact-between");
+        // Phase 2: the parked objects' targets are free now.
+        if !parked.is_empty() {
+            for (key, t) in parked {
+                let o = self.objects[&key].clone();
+                if self.space.take(t, t + o.len) {
+                    self.relocate(&key, &o, t)?;
+                }
+            }
+            self.commit()?;
+        }
+        Ok((before, self.file_len))
+    }
+
+    /// Copies object `key` (currently `o`) to `[at, at + len)`, which the
+    /// caller has taken, with a tight capacity.
+    fn relocate(&mut self, key: &str, o: &Object, at: u64) -> Result<()> {
+        if let Err(e) = self.copy(o.offset, at, o.len) {
+            self.space.free(at, at + o.len);
+            self.space.trim();
+            return Err(e);
+        }
+        Writer::release(&mut self.space, o);
+        let moved = self
+            .objects
+            .get_mut(key)
+            .ok_or(Error::Internal("object vanished"))?;
+        moved.offset = at;
+        moved.cap = o.len;
+        moved.committed = 0;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn stats(&self) -> Vec<(String, String)> {
+        let data: u64 = self.objects.values().map(|o| o.len).sum();
+        vec![
+            ("gnz generation".into(), self.generation.to_string()),
+            ("gnz file bytes".into(), self.file_len.to_string()),
+            ("gnz header bytes".into(), self.header_len.to_string()),
+            ("gnz header region".into(), self.space.floor().to_string()),
+            ("gnz objects".into(), self.objects.len().to_string()),
+            ("gnz object bytes".into(), data.to_string()),
+            ("gnz free bytes".into(), self.space.free_bytes().to_string()),
+            (
+                "gnz bytes awaiting commit".into(),
+                self.space.waiting_bytes().to_string(),
+            ),
+            ("gnz uncommitted changes".into(), self.dirty.to_string()),
+        ]
+    }
+
+    /// Checks the extents against each other, the free list and the file.
+    fn verify(&self) -> Result<()> {
+        let broken = |why: String| Err(Error::Format(why));
+        let mut ranges: Vec<(u64, u64, &str)> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.cap > 0)
+            .map(|(k, o)| (o.offset, o.offset + o.cap, k.as_str()))
+            .chain(self.space.free_ranges().map(|(s, e)| (s, e, "free space")))
+            .collect();
+        ranges.sort_unstable();
+        let mut prev = (0, self.space.floor(), "the header region");
+        for r in ranges {
+            if r.0 < prev.1 {
+                return broken(format!("{} overlaps {}", r.2, prev.2));
+            }
+            if r.1 > self.space.end() {
+                return broken(format!("{} lies past the managed space", r.2));
+            }
+            prev = r;
+        }
+        for (k, o) in &self.objects {
+            if o.len > o.cap || o.committed > o.cap {
+                return broken(format!("{k}: length or committed bytes exceed capacity"));
+            }
+        }
+        if self.header_len > self.space.floor() {
+            return broken("the header overflows its region".into());
+        }
+        let loaded = format::load(&self.file)?;
+        if loaded.header.generation() != self.generation {
+            return broken("the file's header is not the last commit".into());
+        }
+        if !self.dirty {
+            let (objects, _) = build_index(&loaded.header);
+            for (k, o) in &self.objects {
+                match objects.get(k) {
+                    Some(c) if c.len == o.len && (o.len == 0 || c.offset == o.offset) => {}
+                    _ => return broken(format!("{k}: the header on disk disagrees")),
+                }
+            }
+            if objects.len() != self.objects.len() {
+                return broken("the header on disk lists other objects".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store for GnzStore {
+    fn len(&self, key: &Key) -> Result<u64> {
+        match &self.state {
+            State::Reader(r) => r
+                .objects
+                .get(key.as_str())
+                .map(|o| o.len)
+                .ok_or(Error::Empty),
+            State::Writer(w) => Ok(read(w).object(key)?.len),
+        }
+    }
+
+    fn define(&self, key: &Key) -> Result<()> {
+        self.writer()?.define(key)
+    }
+
+    fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
+        match &self.state {
+            State::Reader(r) => r.read_at(key, start, buf),
+            State::Writer(w) => read(w).read_at(key, start, buf),
+        }
+    }
+
+    fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
+        self.writer()?.write_at(key, start, data)
+    }
+
+    fn children(&self, prefix: &Key) -> Result<Vec<String>> {
+        Ok(match &self.state {
+            State::Reader(r) => children_of(&r.objects, prefix),
+            State::Writer(w) => children_of(&read(w).objects, prefix),
+        })
+    }
+
+    fn remove(&self, key: &Key) -> Result<()> {
+        self.writer()?.remove(key)
+    }
+
+    fn truncate(&self, key: &Key, len: u64) -> Result<()> {
+        self.writer()?.truncate(key, len)
+    }
+
+    fn flush(&self) -> Result<()> {
+        match &self.state {
+            State::Reader(_) => Ok(()),
+            State::Writer(_) => self.writer()?.commit(),
+        }
+    }
+
+    fn compact(&self) -> Result<(u64, u64)> {
+        self.compact_file()
+    }
+
+    fn stats(&self) -> Vec<(String, String)> {
+        match &self.state {
+            State::Reader(r) => {
+                let data: u64 = r.objects.values().map(|o| o.len).sum();
+                vec![
+                    ("gnz generation".into(), r.generation.to_string()),
+                    ("gnz file bytes".into(), r.map.len().to_string()),
+                    ("gnz header bytes".into(), r.header_len.to_string()),
+                    ("gnz objects".into(), r.objects.len().to_string()),
+                    ("gnz object bytes".into(), data.to_string()),
+                    ("gnz skipped arrays".into(), r.skipped.to_string()),
+                ]
+            }
+            State::Writer(w) => read(w).stats(),
+        }
+    }
+
+    fn verify(&self) -> Result<()> {
+        match &self.state {
+            State::Reader(r) => {
+                // The file must still be a valid GNZ file (a writer may have
+                // committed since; our snapshot stays readable regardless).
+                let _ = &r.file;
+                format::load(&r.file).map(|_| ())
+            }
+            State::Writer(w) => read(w).verify(),
+        }
+    }
+
+    fn close(self: Box<Self>, delete: bool) -> Result<()> {
+        let GnzStore { path, state } = *self;
+        if delete {
+            drop(state);
+            return match fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
+        match state {
+            State::Reader(_) => Ok(()),
+            State::Writer(w) => (*w)
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .commit(),
+        }
+    }
+}
+
+fn read(w: &RwLock<Writer>) -> RwLockReadGuard<'_, Writer> {
+    w.read().unwrap_or_else(|e| e.into_inner())
+}
