@@ -226,6 +226,23 @@ int nczmap_remove(struct NCZMAP *map, const char *key);
 int nczmap_truncate(struct NCZMAP *map, const char *key, size64_t len);
 
 /**
+ * Rewrites the dataset without unused space, crash-safely, and reports
+ * its size in bytes before and after (`before`/`after` may be NULL).
+ *
+ * GNZ: moves objects into the holes left by removed, grown or rewritten
+ * objects and cuts the file; two commits, each as safe as `nczmap_flush`
+ * (uncommitted writes are committed first). `NC_EACCESS` while read-only
+ * maps of the file are open (their snapshots may use the holes).
+ * Other backends have nothing to compact: `NC_NOERR` with
+ * `*before == *after == 0`. A read-only map gives `NC_EPERM`. On error
+ * both sizes are 0.
+ *
+ * # Safety
+ * `map` is NULL or a handle; `before` and `after` are NULL or writable.
+ */
+int nczmap_compact(struct NCZMAP *map, size64_t *before, size64_t *after);
+
+/**
  * A static, NUL-terminated message for an NC status code (never freed).
  */
 const char *nczmap_strerror(int code);

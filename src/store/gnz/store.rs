@@ -946,8 +946,10 @@ impl Writer {
         for o in self.objects.values_mut() {
             o.committed = o.len;
         }
-        // The header region, with room for the header to change a little.
-        let floor = align_up(self.header_len + 64, SMALL_ALIGN)?.min(self.space.floor());
+        // The header region, with room for the header to change during
+        // compaction (a generation digit; a parked offset may take one more).
+        let margin = 64 + 2 * self.objects.len() as u64;
+        let floor = align_up(self.header_len + margin, SMALL_ALIGN)?.min(self.space.floor());
         self.space.lower_floor(floor);
         let mut order: Vec<(u64, String)> = self
             .objects
