@@ -90,7 +90,14 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/zmap-interop.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 export LC_ALL=C
 
-built() { "$ZMAP" backends | grep -qx "$1 built"; }
+# Asked once: which backends this build has ("file built", "gnz not-built", ...).
+if ! BACKENDS=$("$ZMAP" backends); then
+    echo "interop: zmap backends failed"
+    echo "interop: 0 passed, 1 failed"
+    exit 1
+fi
+echo "$BACKENDS" | sed 's/^/backend: /'
+built() { grep -qx "$1 built" <<<"$BACKENDS"; }
 
 passed=0
 failed=0

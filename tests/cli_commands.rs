@@ -219,6 +219,34 @@ fn cat_into_a_closed_pipe_is_quiet() {
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
 
+/// Output into a pipe nobody reads (`zmap … | head` after head exited):
+/// every printing command ends quietly with status 0, as cat does.
+#[test]
+fn printing_into_a_closed_pipe_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = mapapi_dataset(dir.path());
+    for args in [
+        vec!["backends"],
+        vec!["ls", "-lR", &ds],
+        vec!["tree", &ds],
+        vec!["info", &ds],
+        vec!["verify", &ds],
+        vec!["cat", &ds, "/data1"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(ZMAP)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
 #[test]
 fn ls_lists_one_level_or_everything() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,7 @@
 //! `--resume` refuses it untouched.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -377,33 +378,25 @@ fn resolved(path: &Path) -> PathBuf {
     absolute
 }
 
-/// Compacts a GNZ file in place and reports its size before and after.
+/// Compacts a GNZ file in place (the backend's crash-safe rewrite without
+/// holes) and reports its size before and after.
 pub fn compact(target: &Target) -> Result<(), Failure> {
     if target.imp != Impl::Gnz {
         return Err(Failure::usage(format!(
             "'{target}' is not a GNZ file (compact works on *.gnz, or --backend gnz)"
         )));
     }
-    let path = target
-        .local_path()
-        .ok_or_else(|| Failure::usage(format!("'{target}' is not a local file")))?;
-    let size = |p: &Path| {
-        p.metadata()
-            .map(|m| m.len())
-            .map_err(|e| Failure::nc(target, Error::Io(e)))
-    };
     let map = target.open_write()?;
-    let before = size(&path)?;
-    let result = gnz_compact(&map).at(target);
+    let result = map.compact().at(target);
     let closed = map.close(false).at(target);
-    result.and(closed)?;
-    let after = size(&path)?;
-    println!("before: {before} bytes");
-    println!("after:  {after} bytes");
-    println!("saved:  {} bytes", before.saturating_sub(after));
-    Ok(())
-}
-
-fn gnz_compact(_map: &Map) -> zmap::Result<()> {
-    Err(Error::NotBuilt)
+    let (before, after) = result?;
+    closed?;
+    let saved = before.saturating_sub(after);
+    let mut out = std::io::stdout().lock();
+    write!(
+        out,
+        "before: {before} bytes\nafter:  {after} bytes\nsaved:  {saved} bytes\n"
+    )
+    .and_then(|()| out.flush())
+    .map_err(Failure::stdout)
 }

@@ -1,6 +1,7 @@
 //! Dataset arguments: which backend a URL names, opening it, walking its keys.
 
 use std::fmt;
+use std::io::Write;
 
 use clap::ValueEnum;
 use zmap::location;
@@ -243,7 +244,8 @@ pub fn is_built(imp: Impl) -> bool {
     !matches!(Map::open(imp, probe, 0, 0), Err(Error::NotBuilt))
 }
 
-pub fn print_backends() {
+pub fn print_backends() -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
     for (name, imp) in [
         ("file", Impl::File),
         ("gnz", Impl::Gnz),
@@ -251,8 +253,9 @@ pub fn print_backends() {
         ("mem", Impl::Memory),
     ] {
         let state = if is_built(imp) { "built" } else { "not-built" };
-        println!("{name} {state}");
+        writeln!(out, "{name} {state}").map_err(Failure::stdout)?;
     }
+    out.flush().map_err(Failure::stdout)
 }
 
 #[cfg(test)]

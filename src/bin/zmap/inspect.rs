@@ -227,8 +227,10 @@ pub fn verify(target: &Target, quiet: bool) -> Result<(), Failure> {
             summary: format!("{target}: verify failed: {failures} error(s)"),
         });
     }
-    println!("verify: {} objects, {total} bytes: ok", objects.len());
-    Ok(())
+    let mut out = io::stdout().lock();
+    writeln!(out, "verify: {} objects, {total} bytes: ok", objects.len())
+        .and_then(|()| out.flush())
+        .map_err(Failure::stdout)
 }
 
 /// Reads `len` bytes of `key` in pieces through `buf`, checking that the

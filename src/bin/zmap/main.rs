@@ -204,10 +204,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             copy::cp(&src, &dst, &options)
         }
-        Command::Backends => {
-            dataset::print_backends();
-            Ok(())
-        }
+        Command::Backends => dataset::print_backends(),
     }
 }
 
