@@ -46,8 +46,10 @@ const RETRIES: usize = 16;
 enum Resolve {
     /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: no escape.
     Beneath,
-    /// Plain `openat`: only the last component is kept from following links.
-    NoFollowLast,
+    /// Plain `openat`, one directory level at a time with `O_NOFOLLOW`: no
+    /// link is followed at all (stricter than `Beneath`, which follows links
+    /// that stay inside the dataset).
+    StepByStep,
 }
 
 const OPENAT2_UNKNOWN: u8 = 0;
@@ -63,7 +65,7 @@ fn beneath() -> ResolveFlags {
 fn detect_resolve(root: BorrowedFd<'_>) -> Resolve {
     match OPENAT2.load(Ordering::Relaxed) {
         OPENAT2_YES => return Resolve::Beneath,
-        OPENAT2_NO => return Resolve::NoFollowLast,
+        OPENAT2_NO => return Resolve::StepByStep,
         _ => {}
     }
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -75,10 +77,10 @@ fn detect_resolve(root: BorrowedFd<'_>) -> Resolve {
         // Old kernel, or a seccomp filter that refuses the syscall.
         Err(Errno::NOSYS | Errno::PERM | Errno::INVAL | Errno::TOOBIG | Errno::OPNOTSUPP) => {
             OPENAT2.store(OPENAT2_NO, Ordering::Relaxed);
-            Resolve::NoFollowLast
+            Resolve::StepByStep
         }
         // Anything else may be transient: stay safe-ish, do not cache.
-        Err(_) => Resolve::NoFollowLast,
+        Err(_) => Resolve::StepByStep,
     }
 }
 
@@ -253,7 +255,7 @@ impl FileStore {
         let mut resolve = detect_resolve(root.as_fd());
         #[cfg(test)]
         if FORCE_FALLBACK.with(|f| f.get()) {
-            resolve = Resolve::NoFollowLast;
+            resolve = Resolve::StepByStep;
         }
         let store = FileStore {
             root,
@@ -304,7 +306,7 @@ impl FileStore {
         loop {
             let result = match self.resolve {
                 Resolve::Beneath => rfs::openat2(&self.root, rel, flags, mode, beneath()),
-                Resolve::NoFollowLast => rfs::openat(&self.root, rel, flags, mode),
+                Resolve::StepByStep => self.open_step_by_step(rel, flags, mode),
             };
             match result {
                 // EAGAIN: openat2 saw a concurrent rename and asks to retry.
@@ -312,6 +314,26 @@ impl FileStore {
                 other => return other,
             }
         }
+    }
+
+    /// Without `openat2`: opens each directory of `rel` with `O_NOFOLLOW`
+    /// from the one before, then the last component with `O_NOFOLLOW`, so a
+    /// link anywhere in the path stops the walk instead of leaving the root.
+    fn open_step_by_step(
+        &self,
+        rel: &str,
+        flags: OFlags,
+        mode: Mode,
+    ) -> std::result::Result<OwnedFd, Errno> {
+        let (parents, last) = split_rel(rel);
+        let step = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut dir: Option<OwnedFd> = None;
+        for segment in parents.split('/').filter(|s| !s.is_empty()) {
+            let from = dir.as_ref().map_or(self.root.as_fd(), |fd| fd.as_fd());
+            dir = Some(rfs::openat(from, segment, step, Mode::empty())?);
+        }
+        let from = dir.as_ref().map_or(self.root.as_fd(), |fd| fd.as_fd());
+        rfs::openat(from, last, flags | OFlags::NOFOLLOW, mode)
     }
 
     /// Runs `op` on the directory `rel` below the root (`""` is the root).
@@ -471,11 +493,20 @@ impl FileStore {
 
 impl Store for FileStore {
     fn len(&self, key: &Key) -> Result<u64> {
-        // One fstatat: no open, so a FIFO can never block here.
-        match rfs::statat(&self.root, key.relative(), AtFlags::SYMLINK_NOFOLLOW) {
+        // An O_PATH handle, resolved like every other open (confined to the
+        // dataset), then fstat: O_PATH never opens the file itself, so a
+        // FIFO cannot block, and a link at the key is seen as a link.
+        let flags = OFlags::PATH | OFlags::NOFOLLOW;
+        let fd = match self.open_at(key.relative(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) if is_missing(e) || e == Errno::LOOP || e == Errno::XDEV => {
+                return Err(Error::Empty)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match rfs::fstat(&fd) {
             Ok(st) if is_regular(&st) => Ok(st.st_size as u64),
             Ok(_) => Err(Error::Empty),
-            Err(e) if is_missing(e) || e == Errno::LOOP => Err(Error::Empty),
             Err(e) => Err(e.into()),
         }
     }
