@@ -103,6 +103,15 @@ pub struct FileStore {
     dirty: AtomicBool,
 }
 
+/// Objects are opened `O_NONBLOCK` so that a FIFO planted at a key cannot
+/// hang the open; on a regular file Linux may still answer `EAGAIN` under
+/// memory or writeback pressure. Then the flag is dropped and I/O retried.
+fn make_blocking(fd: BorrowedFd<'_>) -> Result<()> {
+    let flags = rfs::fcntl_getfl(fd)?;
+    rfs::fcntl_setfl(fd, flags - OFlags::NONBLOCK)?;
+    Ok(())
+}
+
 fn is_missing(e: Errno) -> bool {
     e == Errno::NOENT || e == Errno::NOTDIR
 }
@@ -484,6 +493,7 @@ impl FileStore {
                 Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
                 Ok(n) => done += n,
                 Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => make_blocking(fd)?,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -553,6 +563,7 @@ impl Store for FileStore {
                 Ok(0) => return Err(Error::Edge),
                 Ok(n) => done += n,
                 Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => make_blocking(fd.as_fd())?,
                 Err(e) => return Err(e.into()),
             }
         }
