@@ -239,6 +239,65 @@ fn interrupted_copy_never_looks_complete_and_resumes() {
     assert_eq!(tree(&dst), tree(&src));
 }
 
+/// The same into a GNZ file, which shows only what was committed: killed at
+/// any moment, it has markers only if it holds everything, and `--resume`
+/// completes it.
+#[test]
+fn interrupted_copy_into_gnz_never_looks_complete() {
+    if !gnz_built() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    zarr_like(&src, 200, 200 * 1024);
+    let gnz = dir.path().join("dst.gnz");
+    let full = text(&ok(&["ls", "-lR", s(&src)]).stdout);
+    let mut incomplete = 0;
+    for delay_ms in [0u64, 20, 40, 80, 160, 320] {
+        let _ = std::fs::remove_file(&gnz);
+        let mut child = Command::new(ZMAP)
+            .args(["cp", "-j", "1", s(&src), s(&gnz)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !gnz.exists() && Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let finished = child.wait().unwrap().success();
+        if !gnz.exists() {
+            continue;
+        }
+        let out = zmap(&["ls", "-lR", s(&gnz)]);
+        if !out.status.success() {
+            // Killed before its first commit: not a readable dataset.
+            incomplete += 1;
+            continue;
+        }
+        let listed = text(&out.stdout);
+        let marked = listed.lines().any(|l| l.ends_with("  /.zgroup"));
+        assert!(
+            !marked || listed == full,
+            "markers in an incomplete copy (finished: {finished}):\n{listed}"
+        );
+        if !marked {
+            incomplete += 1;
+            ok(&["cp", "--resume", s(&src), s(&gnz)]);
+            assert_eq!(text(&ok(&["ls", "-lR", s(&gnz)]).stdout), full);
+        }
+    }
+    assert!(incomplete > 0, "no copy was ever interrupted");
+    let back = dir.path().join("back");
+    ok(&["cp", s(&gnz), s(&back)]);
+    assert_eq!(tree(&back), tree(&src));
+}
+
 #[test]
 fn resume_never_takes_over_a_foreign_directory() {
     let dir = tempfile::tempdir().unwrap();
