@@ -1,0 +1,532 @@
+//! GNZ: the commit protocol and what rests on it — copy-on-write, crash
+//! recovery (through the ZMAP_GNZ_FAULT crash points, in child processes),
+//! header-region growth, free-space reuse, compaction, the writer lock and
+//! readers' snapshots.
+
+mod gnz_util;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gnz_util::*;
+use zmap::codes::*;
+use zmap::map::{Map, NC_NOCLOBBER};
+use zmap::store::gnz::fault;
+use zmap::Impl;
+
+type Snapshot = Vec<(String, Vec<u8>)>;
+
+fn apply(map: &Map, set: &[(String, Option<Vec<u8>>)]) {
+    for (k, v) in set {
+        match v {
+            Some(data) => {
+                map.truncate(&key(k), 0).ok();
+                map.write(&key(k), 0, data).unwrap();
+            }
+            None => map.remove(&key(k)).unwrap(),
+        }
+    }
+}
+
+fn after(mut snap: Snapshot, set: &[(String, Option<Vec<u8>>)]) -> Snapshot {
+    for (k, v) in set {
+        snap.retain(|(n, _)| n != k);
+        if let Some(data) = v {
+            snap.push((k.clone(), data.clone()));
+        }
+    }
+    snap.sort();
+    snap
+}
+
+/// The first committed state of the crash scenario.
+fn set_a() -> Vec<(String, Option<Vec<u8>>)> {
+    let mut set = vec![
+        ("/.nczarr".to_string(), Some(b"{\"v\": 1}".to_vec())),
+        ("/big".to_string(), Some(vec![0xa1; 20_000])),
+    ];
+    for i in 0..30 {
+        set.push((format!("/g/o{i:02}"), Some(vec![i as u8; 50 + i * 37])));
+    }
+    set
+}
+
+/// The changes of the interrupted commit: overwrites (copy-on-write),
+/// removals, and enough long names to make the header outgrow its region
+/// (so objects move out of its way).
+fn set_b() -> Vec<(String, Option<Vec<u8>>)> {
+    let mut set = vec![
+        ("/big".to_string(), Some(vec![0xb2; 30_000])),
+        ("/g/o03".to_string(), None),
+        ("/g/o04".to_string(), Some(b"rewritten".to_vec())),
+    ];
+    for i in 0..120 {
+        set.push((
+            format!("/h/a_long_enough_name_to_grow_the_header_{i:04}"),
+            Some(vec![0xc0 | (i % 16) as u8; 10 + i]),
+        ));
+    }
+    set
+}
+
+/// Runs `child` (an ignored test of this file) in a new process.
+fn spawn_child(child: &str, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        child,
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.env_remove(fault::VAR);
+    cmd
+}
+
+/// Child process: commits set A, arms the crash point, changes set B and
+/// flushes (or compacts), which aborts.
+#[test]
+#[ignore = "child process of crash_at_every_point"]
+fn crash_child() {
+    let path = PathBuf::from(std::env::var("ZMAP_GNZ_TEST_PATH").unwrap());
+    let point = std::env::var("ZMAP_GNZ_TEST_POINT").unwrap();
+    let map = create(&path);
+    apply(&map, &set_a());
+    map.flush().unwrap();
+    if point == "compact-between" {
+        for i in (0..30).step_by(2) {
+            map.remove(&key(&format!("/g/o{i:02}"))).unwrap();
+        }
+        map.flush().unwrap();
+        std::env::set_var(fault::VAR, &point);
+        let _ = map.compact();
+    } else {
+        apply(&map, &set_b());
+        std::env::set_var(fault::VAR, &point);
+        let _ = map.flush();
+    }
+    eprintln!("crash point {point} was not reached");
+    std::process::exit(3);
+}
+
+fn crash_at(point: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = temp_gnz(&format!("crash-{point}"));
+    let status = spawn_child(
+        "crash_child",
+        &[
+            ("ZMAP_GNZ_TEST_PATH", path.to_str().unwrap()),
+            ("ZMAP_GNZ_TEST_POINT", point),
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .status()
+    .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "{point}: {status:?}");
+    (dir, path)
+}
+
+#[test]
+fn crash_at_every_point() {
+    let state_a = after(Vec::new(), &set_a());
+    let state_b = after(state_a.clone(), &set_b());
+    for &point in fault::POINTS {
+        if point == "compact-between" {
+            continue;
+        }
+        let (_dir, path) = crash_at(point);
+        let want = match point {
+            "before-copy" | "mid-copy" => &state_a,
+            _ => &state_b,
+        };
+        // The record is the commit point: before it the header at 0 is the
+        // previous commit; after it, until the header is whole, recovery
+        // reads the record.
+        let recovered = matches!(point, "after-copy" | "after-header-copy" | "mid-header");
+        assert_eq!(load(&path).recovered, recovered, "{point}");
+        let reader = open_ro(&path).unwrap();
+        assert_eq!(&contents(&reader), want, "{point}: read-only open");
+        reader.close(false).unwrap();
+        // A writer finishes the interrupted commit: the header at 0 alone
+        // is then right, for the original reader too.
+        let writer = open_rw(&path).unwrap();
+        assert_eq!(&contents(&writer), want, "{point}: writable open");
+        writer.verify().unwrap();
+        writer.close(false).unwrap();
+        assert!(!load(&path).recovered, "{point}");
+        let (_, mut data) = python_read(&path);
+        data.sort();
+        assert_eq!(&data, want, "{point}: header at 0");
+        // And the file keeps working.
+        let writer = open_rw(&path).unwrap();
+        writer.write(&key("/after"), 0, b"crash").unwrap();
+        writer.close(false).unwrap();
+        let mut more = want.clone();
+        more.push(("/after".to_string(), b"crash".to_vec()));
+        more.sort();
+        assert_eq!(contents(&open_ro(&path).unwrap()), more, "{point}");
+    }
+}
+
+#[test]
+fn crash_between_compaction_phases() {
+    let (_dir, path) = crash_at("compact-between");
+    let mut want = after(Vec::new(), &set_a());
+    want.retain(|(k, _)| {
+        !(k.starts_with("/g/o") && k[4..].parse::<usize>().is_ok_and(|i| i % 2 == 0))
+    });
+    assert_eq!(contents(&open_ro(&path).unwrap()), want);
+    let map = open_rw(&path).unwrap();
+    let (before, after_size) = map.compact().unwrap();
+    assert!(after_size <= before);
+    assert_eq!(contents(&map), want);
+    map.verify().unwrap();
+    map.close(false).unwrap();
+    assert_eq!(contents(&open_ro(&path).unwrap()), want);
+}
+
+/// Until the next commit, the file (header at 0, no recovery) shows the
+/// last commit exactly, whatever is written meanwhile.
+#[test]
+fn uncommitted_writes_never_touch_committed_bytes() {
+    let (_dir, path) = temp_gnz("cow");
+    let map = create(&path);
+    let mut committed: Snapshot = Vec::new();
+    let mut current: Snapshot = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for step in 0..600 {
+        let k = format!("/k{}", next(12));
+        match next(10) {
+            0..=4 => {
+                let start = next(6000);
+                let len = 1 + next(5000) as usize;
+                let byte = (step % 251) as u8;
+                map.write(&key(&k), start, &vec![byte; len]).unwrap();
+                let entry = match current.iter_mut().find(|(n, _)| *n == k) {
+                    Some(e) => e,
+                    None => {
+                        current.push((k.clone(), Vec::new()));
+                        current.last_mut().unwrap()
+                    }
+                };
+                let end = start as usize + len;
+                if entry.1.len() < end {
+                    entry.1.resize(end, 0);
+                }
+                entry.1[start as usize..end].fill(byte);
+            }
+            5 => {
+                let len = next(7000);
+                if map.truncate(&key(&k), len).is_ok() {
+                    let e = current.iter_mut().find(|(n, _)| *n == k).unwrap();
+                    e.1.resize(len as usize, 0);
+                }
+            }
+            6 => {
+                if map.remove(&key(&k)).is_ok() {
+                    current.retain(|(n, _)| *n != k);
+                }
+            }
+            7 => {
+                map.flush().unwrap();
+                committed = current.clone();
+                committed.sort();
+            }
+            _ => {
+                let mut got = Vec::new();
+                map.read(&key(&k), 0, &mut got).ok();
+            }
+        }
+        if step % 7 == 0 {
+            let (_, mut on_disk) = python_read(&path);
+            on_disk.sort();
+            assert_eq!(on_disk, committed, "step {step}");
+            map.verify().unwrap();
+        }
+    }
+    map.close(false).unwrap();
+    current.sort();
+    assert_eq!(contents(&open_ro(&path).unwrap()), current);
+}
+
+#[test]
+fn header_growth_moves_objects_out_of_the_way() {
+    let (_dir, path) = temp_gnz("grow");
+    let map = create(&path);
+    for i in 0..8 {
+        map.write(&key(&format!("/first/{i}")), 0, &vec![i as u8; 300])
+            .unwrap();
+    }
+    map.flush().unwrap();
+    let region = stat(&map, "gnz header region");
+    assert_eq!(region, 4096);
+    let (header, _) = python_read(&path);
+    assert_eq!(header.arrays.iter().map(|a| a.offset).min(), Some(4096));
+    for i in 0..150 {
+        map.write(
+            &key(&format!("/second/a_name_long_enough_to_matter_{i:05}")),
+            0,
+            b"x",
+        )
+        .unwrap();
+    }
+    map.flush().unwrap();
+    assert!(stat(&map, "gnz header region") > region);
+    let header_bytes = stat(&map, "gnz header bytes");
+    assert!(header_bytes > 4096);
+    let (header, data) = python_read(&path);
+    assert!(header
+        .arrays
+        .iter()
+        .all(|a| a.nbytes == 0 || a.offset >= header_bytes));
+    for i in 0..8 {
+        let name = format!("/first/{i}");
+        let d = &data.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(d, &vec![i as u8; 300]);
+    }
+    map.verify().unwrap();
+    map.close(false).unwrap();
+    assert_eq!(contents(&open_ro(&path).unwrap()).len(), 158);
+}
+
+#[test]
+fn free_space_is_reused() {
+    let (_dir, path) = temp_gnz("reuse");
+    let map = create(&path);
+    for i in 0..20 {
+        map.write(&key(&format!("/o{i:02}")), 0, &vec![1; 10_000])
+            .unwrap();
+    }
+    map.flush().unwrap();
+    let full = file_size(&path);
+    for i in 0..10 {
+        map.remove(&key(&format!("/o{i:02}"))).unwrap();
+    }
+    // Not reusable before the commit that drops them.
+    assert_eq!(stat(&map, "gnz bytes awaiting commit"), 10 * 10_000);
+    map.flush().unwrap();
+    assert_eq!(stat(&map, "gnz bytes awaiting commit"), 0);
+    assert!(stat(&map, "gnz free bytes") >= 10 * 12_288);
+    for i in 0..10 {
+        map.write(&key(&format!("/n{i:02}")), 0, &vec![2; 10_000])
+            .unwrap();
+    }
+    map.flush().unwrap();
+    assert_eq!(file_size(&path), full);
+    // Rewriting a committed object moves it (one spare slot at most); the
+    // old place is reused by the next rewrite.
+    let mut sizes = Vec::new();
+    for round in 0..5u8 {
+        map.write(&key("/n00"), 0, &vec![round; 10_000]).unwrap();
+        map.flush().unwrap();
+        sizes.push(file_size(&path));
+    }
+    assert!(sizes.iter().all(|&s| s <= full + 12_288), "{sizes:?}");
+    map.close(false).unwrap();
+    assert_eq!(read_all(&open_ro(&path).unwrap(), "/n00"), vec![4; 10_000]);
+}
+
+#[test]
+fn appends_after_a_commit_stay_in_place() {
+    let (_dir, path) = temp_gnz("append");
+    let map = create(&path);
+    map.write(&key("/log"), 0, &[1; 1000]).unwrap();
+    map.flush().unwrap();
+    let offset = |path: &Path| python_read(path).0.arrays[0].offset;
+    let first = offset(&path);
+    let mut len = 1000;
+    for i in 0..20u64 {
+        map.write(&key("/log"), len, &[2; 100]).unwrap();
+        len += 100;
+        if i % 5 == 4 {
+            map.flush().unwrap();
+        }
+    }
+    map.close(false).unwrap();
+    // The object was last in the file, so it grew into the space after it.
+    assert_eq!(offset(&path), first);
+    let log = read_all(&open_ro(&path).unwrap(), "/log");
+    assert_eq!(log.len(), 3000);
+    assert!(log[..1000].iter().all(|&b| b == 1) && log[1000..].iter().all(|&b| b == 2));
+}
+
+#[test]
+fn compaction_shrinks_and_keeps_everything() {
+    let (_dir, path) = temp_gnz("compact");
+    let map = create(&path);
+    for i in 0..60 {
+        let len = [200usize, 5000, 9000][i % 3];
+        map.write(&key(&format!("/c/{i:02}")), 0, &vec![i as u8; len])
+            .unwrap();
+    }
+    map.flush().unwrap();
+    for i in (0..60).filter(|i| i % 4 != 1) {
+        map.remove(&key(&format!("/c/{i:02}"))).unwrap();
+    }
+    map.write(&key("/c/01"), 0, &[9; 100]).unwrap();
+    let want = contents(&map);
+    let size_before = file_size(&path);
+    let (before, after_size) = map.compact().unwrap();
+    assert!(before >= size_before, "{before} < {size_before}");
+    assert!(after_size < before / 2, "{before} -> {after_size}");
+    assert_eq!(file_size(&path), after_size);
+    assert_eq!(contents(&map), want);
+    // Only alignment padding is left.
+    let free = stat(&map, "gnz free bytes");
+    assert!(free < 15 * 4096, "{free} free bytes");
+    map.verify().unwrap();
+    // Again: nothing more to gain.
+    let (b2, a2) = map.compact().unwrap();
+    assert_eq!((b2, a2), (after_size, after_size));
+    map.close(false).unwrap();
+    let (_, mut data) = python_read(&path);
+    data.sort();
+    assert_eq!(data, want);
+    // Compaction is refused while a reader may use the holes.
+    let map = open_rw(&path).unwrap();
+    let reader = open_ro(&path).unwrap();
+    assert_eq!(code(map.compact()), NC_EACCESS);
+    reader.close(false).unwrap();
+    map.compact().unwrap();
+    map.close(false).unwrap();
+    // Read-only maps cannot compact; other backends have nothing to do.
+    assert_eq!(code(open_ro(&path).unwrap().compact()), NC_EPERM);
+    let mem = Map::create(Impl::Memory, "gnz-commit-compact", 0, 0).unwrap();
+    assert_eq!(mem.compact().unwrap(), (0, 0));
+    mem.close(true).unwrap();
+}
+
+#[test]
+fn one_writer_at_a_time_in_one_process() {
+    let (_dir, path) = temp_gnz("lock");
+    let w1 = create(&path);
+    assert_eq!(code(open_rw(&path)), NC_EACCESS);
+    assert_eq!(code(Map::create(Impl::Gnz, &loc(&path), 0, 0)), NC_EACCESS);
+    assert_eq!(
+        code(Map::create(Impl::Gnz, &loc(&path), NC_NOCLOBBER, 0)),
+        NC_EACCESS
+    );
+    let reader = open_ro(&path).unwrap();
+    w1.close(false).unwrap();
+    let w2 = open_rw(&path).unwrap();
+    w2.close(false).unwrap();
+    reader.close(false).unwrap();
+}
+
+/// Child process: holds the writer lock until told to let go.
+#[test]
+#[ignore = "child process of one_writer_at_a_time_across_processes"]
+fn lock_holder_child() {
+    let path = PathBuf::from(std::env::var("ZMAP_GNZ_TEST_PATH").unwrap());
+    let map = open_rw(&path).unwrap();
+    map.write(&key("/held"), 0, b"yes").unwrap();
+    std::fs::write(path.with_extension("ready"), b"").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.with_extension("release").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    map.close(false).unwrap();
+}
+
+#[test]
+fn one_writer_at_a_time_across_processes() {
+    let (_dir, path) = temp_gnz("xlock");
+    create(&path).close(false).unwrap();
+    let mut child = spawn_child(
+        "lock_holder_child",
+        &[("ZMAP_GNZ_TEST_PATH", path.to_str().unwrap())],
+    )
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.with_extension("ready").exists() {
+        assert!(Instant::now() < deadline, "child never got the lock");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let refused = Instant::now();
+    assert_eq!(code(open_rw(&path)), NC_EACCESS);
+    assert!(
+        refused.elapsed() < Duration::from_secs(1),
+        "refusal must not wait"
+    );
+    // A reader is welcome, and sees the last commit (not the child's write).
+    let reader = open_ro(&path).unwrap();
+    assert_eq!(code(reader.exists(&key("/held"))), NC_EEMPTY);
+    std::fs::write(path.with_extension("release"), b"").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(code(reader.exists(&key("/held"))), NC_EEMPTY);
+    reader.close(false).unwrap();
+    let map = open_rw(&path).unwrap();
+    assert_eq!(read_all(&map, "/held"), b"yes");
+    map.close(false).unwrap();
+}
+
+#[test]
+fn readers_see_commits_and_keep_their_snapshot() {
+    let (_dir, path) = temp_gnz("snap");
+    let writer = create(&path);
+    writer.write(&key("/a"), 0, &vec![1; 9000]).unwrap();
+    writer.write(&key("/b"), 0, &vec![2; 300]).unwrap();
+    writer.flush().unwrap();
+    let old = open_ro(&path).unwrap();
+    let snapshot = contents(&old);
+    // Uncommitted changes are invisible to a new reader; committed ones not.
+    writer.write(&key("/a"), 0, &vec![3; 9000]).unwrap();
+    assert_eq!(read_all(&open_ro(&path).unwrap(), "/a"), vec![1; 9000]);
+    writer.remove(&key("/b")).unwrap();
+    writer.flush().unwrap();
+    let fresh = open_ro(&path).unwrap();
+    assert_eq!(read_all(&fresh, "/a"), vec![3; 9000]);
+    assert_eq!(code(fresh.exists(&key("/b"))), NC_EEMPTY);
+    fresh.close(false).unwrap();
+    // Several more commits that would reuse the freed space: the old
+    // reader's bytes are left alone while it is open.
+    for round in 0..4u8 {
+        writer
+            .write(&key(&format!("/c{round}")), 0, &vec![round; 300])
+            .unwrap();
+        writer
+            .write(&key("/a"), 0, &vec![10 + round; 9000])
+            .unwrap();
+        writer.flush().unwrap();
+        assert_eq!(contents(&old), snapshot, "round {round}");
+    }
+    assert!(stat(&writer, "gnz bytes awaiting commit") > 0);
+    old.close(false).unwrap();
+    writer.write(&key("/d"), 0, b"1").unwrap();
+    writer.flush().unwrap();
+    assert_eq!(stat(&writer, "gnz bytes awaiting commit"), 0);
+    writer.verify().unwrap();
+    writer.close(false).unwrap();
+}
+
+#[test]
+fn delete_removes_the_file_only() {
+    let (dir, path) = temp_gnz("delete");
+    std::fs::write(dir.path().join("neighbour"), b"stay").unwrap();
+    let map = create(&path);
+    map.write(&key("/x"), 0, b"1").unwrap();
+    map.close(true).unwrap();
+    assert!(!path.exists());
+    assert!(dir.path().join("neighbour").exists());
+    assert_eq!(code(open_ro(&path)), NC_EEMPTY);
+    // Through a symlink: the link goes, its target stays.
+    let target = dir.path().join("target.gnz");
+    create(&target).close(false).unwrap();
+    let link = dir.path().join("link.gnz");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    open_ro(&link).unwrap().close(true).unwrap();
+    assert!(!link.exists() && target.exists());
+}
