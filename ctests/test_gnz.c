@@ -1,0 +1,270 @@
+/* The GNZ backend through the public header: NCZM_DEFAULT is GNZ; the file
+ * is a GNZ file after every commit; what a flush commits, a map opened
+ * afterwards sees (and what it has not committed, no one sees); compaction
+ * shrinks a file with holes and reports its size before and after; one
+ * writer at a time (the lock is per open file description, so a second
+ * writable open in the same process is refused as a second process is, shown
+ * with fork()); bad files and foreign files; delete.
+ */
+#include "harness.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static char path[4200];
+
+static long long file_size(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static void fill(unsigned char *buf, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(seed * 31u + i * 7u + (i >> 9));
+}
+
+/* 1 if the object `key` of `map` holds `n` bytes made by fill(seed). */
+static int holds(NCZMAP *map, const char *key, size_t n, unsigned seed) {
+    size64_t len = 0;
+    if (nczmap_len(map, key, &len) != NC_NOERR || len != n) return 0;
+    unsigned char *want = malloc(n + 1), *got = malloc(n + 1);
+    int ok = want && got;
+    if (ok) {
+        fill(want, n, seed);
+        ok = nczmap_read(map, key, 0, n, got) == NC_NOERR && memcmp(want, got, n) == 0;
+    }
+    free(want);
+    free(got);
+    return ok;
+}
+
+static void write_obj(NCZMAP *map, const char *key, size_t n, unsigned seed) {
+    unsigned char *buf = malloc(n + 1);
+    fill(buf, n, seed);
+    CHECK_OK(nczmap_write(map, key, 0, n, buf));
+    free(buf);
+}
+
+static void test_default_is_gnz_file(void) {
+    NCZMAP *map = NULL;
+    CHECK(NCZM_DEFAULT == NCZM_GNZ);
+    CHECK_OK(nczmap_create(NCZM_DEFAULT, path, 0, 0, NULL, &map));
+    if (map == NULL) return;
+    CHECK(map->format == NCZM_GNZ);
+    CHECK_OK(nczmap_defineobj(map, "/.nczarr"));
+    CHECK_OK(nczmap_write(map, "/meta1/.zarray", 0, 3, "{ }"));
+    CHECK_OK(nczmap_close(map, 0));
+    /* One regular file, starting with the magic and a JSON header naming
+     * the objects as arrays. */
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    unsigned char head[8];
+    char json[512] = {0};
+    CHECK(fread(head, 1, 8, f) == 8);
+    CHECK(memcmp(head, "GNZ1", 4) == 0);
+    uint32_t hlen = (uint32_t)head[4] | (uint32_t)head[5] << 8 | (uint32_t)head[6] << 16 |
+                    (uint32_t)head[7] << 24;
+    CHECK(hlen > 0 && hlen < sizeof json);
+    if (hlen < sizeof json) CHECK(fread(json, 1, hlen, f) == hlen);
+    fclose(f);
+    CHECK(json[0] == '{');
+    CHECK(strstr(json, "\"/meta1/.zarray\": {\"dtype\": \"|u1\"") != NULL);
+    CHECK(strstr(json, "\"shape\": [3]") != NULL);
+    CHECK(file_size(path) % 4096 == 0);
+}
+
+static void test_commit_and_reopen(void) {
+    NCZMAP *w = NULL, *r = NULL;
+    CHECK_OK(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &w));
+    if (w == NULL) return;
+    CHECK_OK(nczmap_defineobj(w, "/.zgroup"));
+    write_obj(w, "/data/0", 10000, 1);
+    write_obj(w, "/data/1", 100, 2);
+    CHECK_OK(nczmap_flush(w));
+    /* A reader opened after the commit sees it ... */
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r));
+    CHECK(holds(r, "/data/0", 10000, 1));
+    CHECK(holds(r, "/data/1", 100, 2));
+    /* ... but not what is written after it, even once committed: it keeps
+     * its snapshot. */
+    write_obj(w, "/data/0", 10000, 3);
+    CHECK_OK(nczmap_remove(w, "/data/1"));
+    CHECK_OK(nczmap_flush(w));
+    CHECK(holds(r, "/data/0", 10000, 1));
+    CHECK(holds(r, "/data/1", 100, 2));
+    CHECK_OK(nczmap_close(r, 0));
+    r = NULL;
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r));
+    CHECK(holds(r, "/data/0", 10000, 3));
+    CHECK_CODE(nczmap_exists(r, "/data/1"), NC_EEMPTY);
+    /* Uncommitted writes stay invisible to new readers. */
+    write_obj(w, "/data/2", 50, 4);
+    NCZMAP *r2 = NULL;
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r2));
+    CHECK_CODE(nczmap_exists(r2, "/data/2"), NC_EEMPTY);
+    CHECK_OK(nczmap_close(r2, 0));
+    CHECK_OK(nczmap_close(w, 0));
+    CHECK_OK(nczmap_close(r, 0));
+    /* close(map, 0) committed. */
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r));
+    CHECK(holds(r, "/data/2", 50, 4));
+    /* The table API reads the same. */
+    unsigned char b[50], want[50];
+    fill(want, 50, 4);
+    CHECK_OK(r->api->read(r, "/data/2", 0, 50, b));
+    CHECK(memcmp(b, want, 50) == 0);
+    NClist *names = nclistnew();
+    CHECK_OK(nczmap_search(r, "/data", names));
+    CHECK(nclistlength(names) == 2);
+    nclistfreeall(names);
+    CHECK_OK(nczmap_close(r, 0));
+}
+
+static void test_compact(void) {
+    NCZMAP *map = NULL;
+    char key[64];
+    size64_t before = 1, after = 1;
+    CHECK_OK(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &map));
+    if (map == NULL) return;
+    CHECK_OK(nczmap_defineobj(map, "/.zgroup"));
+    /* Large objects first, small ones after them: removing the large ones
+     * leaves holes in front of the small ones. */
+    for (unsigned i = 0; i < 40; i++) {
+        unsigned k = i < 20 ? 2 * i : 2 * (i - 20) + 1;
+        snprintf(key, sizeof key, "/v/%u", k);
+        write_obj(map, key, k % 2 ? 300 : 9000, k);
+    }
+    CHECK_OK(nczmap_flush(map));
+    for (unsigned i = 0; i < 40; i += 2) {
+        snprintf(key, sizeof key, "/v/%u", i);
+        CHECK_OK(nczmap_remove(map, key));
+    }
+    CHECK_OK(nczmap_compact(map, &before, &after));
+    CHECK(before > 20 * 12288);
+    CHECK(after < 3 * 4096);
+    CHECK(after < before / 2);
+    CHECK((long long)after == file_size(path));
+    for (unsigned i = 1; i < 40; i += 2) {
+        snprintf(key, sizeof key, "/v/%u", i);
+        CHECK(holds(map, key, 300, i));
+    }
+    /* Nothing left to gain; NULL size pointers are fine. */
+    size64_t b2 = 0, a2 = 0;
+    CHECK_OK(nczmap_compact(map, &b2, &a2));
+    CHECK(b2 == after && a2 == after);
+    CHECK_OK(nczmap_compact(map, NULL, NULL));
+    /* A reader may still use the holes: refused while it is open. */
+    NCZMAP *r = NULL;
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r));
+    CHECK_CODE(nczmap_compact(map, &b2, &a2), NC_EACCESS);
+    CHECK(b2 == 0 && a2 == 0);
+    CHECK_CODE(nczmap_compact(r, NULL, NULL), NC_EPERM);
+    CHECK_OK(nczmap_close(r, 0));
+    CHECK_OK(nczmap_close(map, 0));
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r));
+    for (unsigned i = 1; i < 40; i += 2) {
+        snprintf(key, sizeof key, "/v/%u", i);
+        CHECK(holds(r, key, 300, i));
+    }
+    CHECK_OK(nczmap_close(r, 0));
+    CHECK_CODE(nczmap_compact(NULL, &b2, &a2), NC_EINVAL);
+    /* Other backends have nothing to compact. */
+    char mem[256];
+    zt_dataset("mem", "compact", mem, sizeof mem);
+    CHECK_OK(nczmap_create(NCZM_MEM, mem, 0, 0, NULL, &map));
+    b2 = a2 = 7;
+    CHECK_OK(nczmap_compact(map, &b2, &a2));
+    CHECK(b2 == 0 && a2 == 0);
+    CHECK_OK(nczmap_close(map, 1));
+}
+
+static void test_one_writer(void) {
+    NCZMAP *w = NULL, *w2 = NULL, *r = NULL;
+    CHECK_OK(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &w));
+    if (w == NULL) return;
+    CHECK_OK(nczmap_defineobj(w, "/.zgroup"));
+    CHECK_OK(nczmap_flush(w));
+    /* Same process, second open: refused at once, *mapp stays NULL. */
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &w2), NC_EACCESS);
+    CHECK(w2 == NULL);
+    CHECK_CODE(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &w2), NC_EACCESS);
+    CHECK_CODE(nczmap_create(NCZM_GNZ, path, NC_NOCLOBBER, 0, NULL, &w2), NC_EACCESS);
+    /* Readers are welcome. */
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r));
+    CHECK_OK(nczmap_exists(r, "/.zgroup"));
+    /* Another process: refused too. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        NCZMAP *c = NULL;
+        int rc = nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &c);
+        _exit(rc == NC_EACCESS && c == NULL ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_OK(nczmap_close(w, 0));
+    /* Once the writer is gone, another process may write. */
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        NCZMAP *c = NULL;
+        int rc = nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &c);
+        if (rc == NC_NOERR) rc = nczmap_write(c, "/child", 0, 2, "ok");
+        if (rc == NC_NOERR) rc = nczmap_close(c, 0);
+        _exit(rc == NC_NOERR ? 0 : 1);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_CODE(nczmap_exists(r, "/child"), NC_EEMPTY); /* its snapshot */
+    CHECK_OK(nczmap_close(r, 0));
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &w));
+    CHECK_OK(nczmap_exists(w, "/child"));
+    CHECK_OK(nczmap_close(w, 0));
+}
+
+static void test_bad_and_foreign_files(void) {
+    NCZMAP *map = NULL;
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    static const char cut[] = "GNZ1\x05\x00\x00\x00{\"arr"; /* JSON cut short */
+    CHECK(fwrite(cut, 1, sizeof cut - 1, f) == sizeof cut - 1);
+    fclose(f);
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &map), NC_ENOTNC);
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &map), NC_ENOTNC);
+    CHECK(map == NULL);
+    f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    fputs("just some text, not a dataset\n", f);
+    fclose(f);
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &map), NC_ENOTNC);
+    CHECK_CODE(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &map), NC_EEXIST);
+    CHECK(file_size(path) == 30);
+    CHECK(remove(path) == 0);
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &map), NC_EEMPTY);
+}
+
+static void test_delete(void) {
+    NCZMAP *map = NULL;
+    CHECK_OK(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &map));
+    if (map == NULL) return;
+    CHECK_OK(nczmap_write(map, "/.nczarr", 0, 2, "{}"));
+    CHECK_OK(nczmap_close(map, 1));
+    CHECK(file_size(path) == -1);
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &map), NC_EEMPTY);
+}
+
+int main(void) {
+    zt_dataset("gnz", "test_gnz", path, sizeof path);
+    test_default_is_gnz_file();
+    test_commit_and_reopen();
+    test_compact();
+    test_one_writer();
+    test_bad_and_foreign_files();
+    test_delete();
+    zt_cleanup();
+    return zt_finish("test_gnz");
+}
