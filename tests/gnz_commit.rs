@@ -513,6 +513,42 @@ fn readers_see_commits_and_keep_their_snapshot() {
 }
 
 #[test]
+fn a_later_writer_session_respects_an_older_readers_snapshot() {
+    let (_dir, path) = temp_gnz("sessions");
+    let w = create(&path);
+    for i in 0..10 {
+        w.write(&key(&format!("/o{i}")), 0, &vec![i as u8; 5000])
+            .unwrap();
+    }
+    w.close(false).unwrap();
+    let reader = open_ro(&path).unwrap();
+    let snapshot = contents(&reader);
+    // First session: frees everything the reader sees.
+    let w = open_rw(&path).unwrap();
+    for i in 0..10 {
+        w.remove(&key(&format!("/o{i}"))).unwrap();
+    }
+    w.close(false).unwrap();
+    // Second session: knows nothing of the first one's frees, but sees the
+    // reader and leaves its bytes alone.
+    let w = open_rw(&path).unwrap();
+    for i in 0..10 {
+        w.write(&key(&format!("/n{i}")), 0, &vec![0xee; 5000])
+            .unwrap();
+    }
+    w.flush().unwrap();
+    assert_eq!(contents(&reader), snapshot);
+    reader.close(false).unwrap();
+    // Without readers the space comes back at the next commit.
+    w.write(&key("/last"), 0, b"1").unwrap();
+    w.flush().unwrap();
+    assert_eq!(stat(&w, "gnz bytes awaiting commit"), 0);
+    let (_, a) = w.compact().unwrap();
+    assert!(a <= 4096 + 10 * 8192 + 4096, "{a}");
+    w.close(false).unwrap();
+}
+
+#[test]
 fn delete_removes_the_file_only() {
     let (dir, path) = temp_gnz("delete");
     std::fs::write(dir.path().join("neighbour"), b"stay").unwrap();

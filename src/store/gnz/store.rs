@@ -1179,8 +1179,7 @@ impl Store for GnzStore {
             State::Reader(r) => {
                 // The file must still be a valid GNZ file (a writer may have
                 // committed since; our snapshot stays readable regardless).
-                let _ = &r.file;
-                format::load(&r.file).map(|_| ())
+                lock::with_header_lock(&r.file, false, || format::load(&r.file)).map(|_| ())
             }
             State::Writer(w) => read(w).verify(),
         }
