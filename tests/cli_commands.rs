@@ -448,3 +448,37 @@ fn compact_needs_a_gnz_file() {
     let err = fails(&["compact", s(&dir.path().join("missing.gnz"))], 2);
     assert!(err.contains("NC_EEMPTY"), "{err}");
 }
+
+/// The value of `name:` in `zmap info` output.
+fn info_value(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn info_reports_gnz_holes_and_compact_gives_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = format!("{}/holes.gnz", s(dir.path()));
+    ok(&["put", "-c", &ds, "/.zgroup", "-"]);
+    for (key, size) in [("/a/big", 50_000), ("/a/small", 100), ("/b/big", 50_000)] {
+        put(&ds, key, &vec![7u8; size]);
+    }
+    ok(&["rm", &ds, "/a/big"]);
+    let before = ok(&["info", &ds]);
+    let unreferenced = info_value(&before, "gnz unreferenced bytes");
+    // The removed 50,000 bytes (and their page padding) are now a hole.
+    assert!(unreferenced >= 50_000, "{before}");
+    assert!(info_value(&before, "gnz holes") >= 1, "{before}");
+    ok(&["compact", &ds]);
+    let after = ok(&["info", &ds]);
+    assert!(
+        info_value(&after, "gnz unreferenced bytes") < 50_000 / 2,
+        "{after}"
+    );
+    assert!(info_value(&after, "gnz file bytes") < info_value(&before, "gnz file bytes"));
+    assert_eq!(info_value(&after, "gnz object bytes"), 50_100);
+}

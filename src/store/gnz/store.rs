@@ -75,6 +75,27 @@ impl Object {
 
 type Objects = BTreeMap<String, Object>;
 
+/// The gaps a committed header leaves: how many runs of bytes between the
+/// header and the end of the file no object references (alignment padding
+/// included), and how many bytes they hold. What compaction can give back.
+fn snapshot_gaps(objects: &Objects, header_len: u64, file_len: u64) -> (u64, u64) {
+    let mut extents: Vec<(u64, u64)> = objects
+        .values()
+        .filter(|o| o.len > 0)
+        .map(|o| (o.offset, o.offset + o.len))
+        .collect();
+    extents.sort_unstable();
+    let (mut holes, mut bytes, mut covered) = (0, 0, header_len);
+    for (start, end) in extents.into_iter().chain([(file_len, file_len)]) {
+        if start > covered {
+            holes += 1;
+            bytes += start - covered;
+        }
+        covered = covered.max(end);
+    }
+    (holes, bytes)
+}
+
 /// The capacity policy: whole pages from one page up, else 16-byte units.
 fn capacity(n: u64) -> Result<u64> {
     if n >= PAGE {
@@ -1161,12 +1182,16 @@ impl Store for GnzStore {
         match &self.state {
             State::Reader(r) => {
                 let data: u64 = r.objects.values().map(|o| o.len).sum();
+                let (holes, unreferenced) =
+                    snapshot_gaps(&r.objects, r.header_len, r.map.len() as u64);
                 vec![
                     ("gnz generation".into(), r.generation.to_string()),
                     ("gnz file bytes".into(), r.map.len().to_string()),
                     ("gnz header bytes".into(), r.header_len.to_string()),
                     ("gnz objects".into(), r.objects.len().to_string()),
                     ("gnz object bytes".into(), data.to_string()),
+                    ("gnz holes".into(), holes.to_string()),
+                    ("gnz unreferenced bytes".into(), unreferenced.to_string()),
                     ("gnz skipped arrays".into(), r.skipped.to_string()),
                 ]
             }
