@@ -1,0 +1,787 @@
+//! The S3 `Store`: objects `root/a/b` for keys `/a/b` of a dataset at
+//! `s3://bucket/root`, with a write-back buffer (see `buffer.rs`) and cheap
+//! prefix/leaf checks (see `Known`).
+//!
+//! Requests per operation (N = number of pages of 1000 keys):
+//!
+//! | operation | requests |
+//! |---|---|
+//! | open | 1 LIST (max 1 key): `NC_EEMPTY` when nothing is below `root/` |
+//! | create, NOCLOBBER | 1 LIST (max 1 key) |
+//! | create, default | 1 LIST (one level, N); when not empty also 1 LIST (all, N) + 1 DeleteObjects per 1000 keys |
+//! | len, exists | 1 HEAD, none for an object in the buffer |
+//! | read | 1 ranged GET (+1 HEAD only when the GET fails, to tell `NC_EEDGE` from an error); none when buffered |
+//! | search | 1 LIST with delimiter (N) |
+//! | write, define, truncate | none when buffered; else see `locate` below, and a GET of the old content when a partial write needs it |
+//! | flush, close | 1 PUT per buffered object, or a multipart upload (start + 1 per 8 MiB part + complete) above 8 MiB |
+//! | remove | 1 DELETE (+1 HEAD if it was not buffered), none for an object only ever buffered in a fresh prefix |
+//! | close(delete) | 1 LIST (all, N) + 1 DeleteObjects per 1000 keys |
+//!
+//! `locate` (a key not in the buffer, before it is written or defined):
+//! - In a *fresh* prefix — one this map created, or found empty on the
+//!   server, so that everything below it is what this map wrote (all of
+//!   which it remembers) — no request at all, except a HEAD when the key is
+//!   an object this map uploaded earlier.
+//! - Elsewhere: 1 HEAD on the key; if it is new, for every ancestor not yet
+//!   known to be an intermediate key, 1 HEAD (is it an object? then
+//!   `NC_EINVAL`) and 1 LIST (max 1 key) below it (anything there? if not,
+//!   the ancestor becomes fresh), each once per map; then 1 LIST (max 1 key)
+//!   below the key itself (anything there → `NC_EINVAL`), skipped when an
+//!   ancestor is fresh.
+//!
+//! So writing a new dataset costs no checks at all (create leaves the root
+//! fresh), and adding `/var/0`, `/var/1`, ... to an existing dataset costs
+//! 1 HEAD + 1 LIST for `/var` once, then 1 HEAD per new chunk (which must
+//! be asked anyway: it may exist). The knowledge is bounded
+//! (`KNOWN_LIMIT` keys): past it, it is dropped and checks ask the server
+//! again. It assumes no other writer changes the dataset while this map is
+//! open (which S3 could not make safe anyway).
+
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::ops::{Bound, Range};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::buffer::{Buffer, Taken};
+use super::client::{s3_error, watching_denials, Counters, Driver};
+use super::url::S3Location;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::store::{is_dataset_marker, OpenOptions, Store};
+
+/// Objects larger than this are uploaded in parts.
+pub const MULTIPART_THRESHOLD: usize = 8 << 20;
+/// Size of each part but the last (S3 wants at least 5 MiB).
+const PART_SIZE: usize = 8 << 20;
+/// Objects uploaded at once by a flush.
+const UPLOAD_CONCURRENCY: usize = 8;
+/// Parts of one object uploaded at once.
+const PART_CONCURRENCY: usize = 4;
+/// S3's limit on object names (root and key together), in bytes.
+const MAX_OBJECT_NAME: usize = 1024;
+/// Most keys remembered for prefix/leaf checks.
+const KNOWN_LIMIT: usize = 1 << 18;
+
+/// What this map knows of the server's tree, to check prefix/leaf conflicts
+/// (Part A3) without asking every time. See the module documentation.
+#[derive(Default)]
+struct Known {
+    /// Keys that are objects on the server.
+    objects: BTreeSet<String>,
+    /// Keys known to be intermediate keys, not objects.
+    dirs: HashSet<String>,
+    /// Keys (`/` = the root) below which the server held nothing when this
+    /// map looked; everything there since was written by this map.
+    fresh: HashSet<String>,
+}
+
+impl Known {
+    /// True if the root or a proper ancestor of `key` is fresh.
+    fn under_fresh(&self, key: &Key) -> bool {
+        !self.fresh.is_empty()
+            && (self.fresh.contains("/") || key.ancestors().any(|a| self.fresh.contains(a)))
+    }
+
+    fn has_object_below(&self, key: &str) -> bool {
+        let below = format!("{key}/");
+        self.objects
+            .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
+            .next()
+            .is_some_and(|k| k.starts_with(&below))
+    }
+
+    /// `key` is an object on the server, so its ancestors are intermediate.
+    fn note_object(&mut self, key: &Key) {
+        self.dirs.remove(key.as_str());
+        self.objects.insert(key.as_str().to_string());
+        self.note_ancestors(key);
+    }
+
+    fn note_ancestors(&mut self, key: &Key) {
+        for a in key.ancestors() {
+            if !self.dirs.contains(a) {
+                self.dirs.insert(a.to_string());
+            }
+        }
+        if self.objects.len() + self.dirs.len() > KNOWN_LIMIT {
+            // Forget everything: checks then ask the server again.
+            *self = Known::default();
+        }
+    }
+
+    fn forget(&mut self) {
+        *self = Known::default();
+    }
+}
+
+struct State {
+    buffer: Buffer,
+    known: Known,
+}
+
+/// Where a key not in the buffer stands, before a write.
+enum Found {
+    /// An object on the server, of this size.
+    Object(u64),
+    /// Not an object; it may become one (no prefix/leaf conflict).
+    New,
+}
+
+pub struct S3Store {
+    location: S3Location,
+    driver: Driver,
+    counters: Arc<Counters>,
+    writable: bool,
+    state: Mutex<State>,
+}
+
+impl S3Store {
+    pub fn open(
+        location: S3Location,
+        counters: Arc<Counters>,
+        options: OpenOptions,
+        buffer_bytes: usize,
+    ) -> Result<S3Store> {
+        let driver = Driver::new(location.clone(), counters.clone())?;
+        let store = S3Store {
+            location,
+            driver,
+            counters,
+            writable: options.writable,
+            state: Mutex::new(State {
+                buffer: Buffer::new(buffer_bytes),
+                known: Known::default(),
+            }),
+        };
+        if options.create && !options.noclobber {
+            store.clobber()?;
+        } else {
+            let exists = match store.any_below(&Key::root()) {
+                Err(Error::Empty) if options.create => {
+                    return Err(Error::S3(format!(
+                        "bucket {} not found",
+                        store.location.bucket
+                    )))
+                }
+                other => other?,
+            };
+            if !exists {
+                if !options.create {
+                    return Err(Error::Empty);
+                }
+                store.lock().known.fresh.insert("/".to_string());
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn location(&self) -> &S3Location {
+        &self.location
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The object name of `key` (`root/a/b`; the root key gives `root`).
+    /// S3 limits whole object names to 1024 bytes, so on S3 a key may be at
+    /// most 1024 bytes minus the root's length: a longer one is
+    /// `Err(Invalid)` (before anything is sent).
+    fn path(&self, key: &Key) -> Result<Path> {
+        if !self.fits(key) {
+            return Err(Error::Invalid(
+                "key too long for S3: root + key exceed 1024 bytes",
+            ));
+        }
+        Path::parse(format!("{}{}", self.location.root, key.as_str()))
+            .map_err(|_| Error::Internal("a valid key made an invalid S3 path"))
+    }
+
+    /// True if `key`'s object name fits S3's 1024-byte limit.
+    fn fits(&self, key: &Key) -> bool {
+        self.location.root.len() + key.as_str().len() <= MAX_OBJECT_NAME
+    }
+
+    /// Runs one `object_store` call on this map's runtime.
+    fn call<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: FnOnce(Arc<AmazonS3>) -> Fut,
+        Fut: Future<Output = object_store::Result<T>> + Send,
+    {
+        let s3 = self.driver.client()?;
+        let (result, denied) = self.driver.block_on(watching_denials(f(s3)))?;
+        result.map_err(|e| if denied { Error::Auth } else { s3_error(e) })
+    }
+
+    fn head(&self, key: &Key) -> Result<u64> {
+        let path = self.path(key)?;
+        let meta = self.call(|s3| async move { s3.head(&path).await })?;
+        Ok(meta.size)
+    }
+
+    /// True if some object lies below `key/` (one LIST of at most one key).
+    /// A server that keeps directories (SeaweedFS) answers this probe of an
+    /// empty one with a marker object for `key/` itself: that is not below.
+    fn any_below(&self, key: &Key) -> Result<bool> {
+        let prefix = format!("{}/", self.path(key)?.as_ref());
+        let asked = prefix.clone();
+        let page = self.call(|s3| async move {
+            let options = PaginatedListOptions {
+                max_keys: Some(1),
+                ..Default::default()
+            };
+            s3.list_paginated(Some(&asked), options).await
+        })?;
+        let below = |p: &Path| p.as_ref().starts_with(&prefix);
+        Ok(page.result.objects.iter().any(|o| below(&o.location))
+            || page.result.common_prefixes.iter().any(below))
+    }
+
+    /// GETs `range` of `key` (all of it for `None`): the object's size and
+    /// the bytes, checked to be exactly what was asked for (clipped to the
+    /// object's end).
+    fn fetch(&self, key: &Key, range: Option<Range<u64>>) -> Result<(u64, Vec<u8>)> {
+        let path = self.path(key)?;
+        let asked = range.clone();
+        let (size, got, bytes) = self.call(|s3| async move {
+            let options = GetOptions::new().with_range(asked);
+            let result = s3.get_opts(&path, options).await?;
+            let size = result.meta.size;
+            let got = result.range.clone();
+            Ok((size, got, result.bytes().await?))
+        })?;
+        let expected = match range {
+            Some(r) => r.start..r.end.min(size),
+            None => 0..size,
+        };
+        if got != expected || bytes.len() as u64 != expected.end - expected.start {
+            return Err(Error::S3(format!(
+                "short or mismatched response for {}: asked bytes {:?} of {size}, got {} bytes",
+                key,
+                expected,
+                bytes.len()
+            )));
+        }
+        Ok((size, Vec::from(bytes)))
+    }
+
+    /// Create in default mode: an existing dataset is emptied; a prefix that
+    /// holds objects but no dataset marker at its top is left alone
+    /// (`NC_EEXIST`, as for a directory).
+    fn clobber(&self) -> Result<()> {
+        let path = self.path(&Key::root())?;
+        let listing = match self.call(|s3| async move { s3.list_with_delimiter(Some(&path)).await })
+        {
+            Err(Error::Empty) => {
+                return Err(Error::S3(format!(
+                    "bucket {} not found",
+                    self.location.bucket
+                )))
+            }
+            other => other?,
+        };
+        let base = format!("{}/", self.location.root);
+        let top: Vec<&str> = listing
+            .objects
+            .iter()
+            .filter_map(|o| o.location.as_ref().strip_prefix(&base))
+            .collect();
+        if top.iter().any(|name| is_dataset_marker(name)) {
+            self.delete_all()?;
+        } else if !top.is_empty() {
+            return Err(Error::Exists);
+        } else if !listing.common_prefixes.is_empty() {
+            if self.any_below(&Key::root())? {
+                return Err(Error::Exists);
+            }
+            // Only empty directories, which some servers keep after their
+            // objects are deleted: remove them so searches do not show them.
+            self.prune_empty_tree()?;
+        }
+        let mut st = self.lock();
+        st.known.forget();
+        st.known.fresh.insert("/".to_string());
+        Ok(())
+    }
+
+    /// Deletes every object below `root/` (and nothing else), a page of up
+    /// to 1000 keys at a time, then the directories that held them (see
+    /// `delete_dirs`).
+    fn delete_all(&self) -> Result<()> {
+        let prefix = format!("{}/", self.path(&Key::root())?.as_ref());
+        let mut dirs = BTreeSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let asked = prefix.clone();
+            let page_token = token.clone();
+            let page = self.call(|s3| async move {
+                let options = PaginatedListOptions {
+                    page_token,
+                    ..Default::default()
+                };
+                s3.list_paginated(Some(&asked), options).await
+            })?;
+            let paths: Vec<Path> = page
+                .result
+                .objects
+                .into_iter()
+                .map(|o| o.location)
+                .filter(|p| p.as_ref().starts_with(&prefix))
+                .collect();
+            for p in &paths {
+                let rel = &p.as_ref()[prefix.len()..];
+                for (i, _) in rel.match_indices('/') {
+                    dirs.insert(format!("{prefix}{}", &rel[..i]));
+                }
+            }
+            self.delete_paths(paths)?;
+            match page.page_token {
+                Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                Some(_) => return Err(Error::S3("the server repeated a page token".into())),
+                None => break,
+            }
+        }
+        self.delete_dirs(dirs)
+    }
+
+    /// Bulk-deletes `paths` (missing ones are fine).
+    fn delete_paths(&self, paths: Vec<Path>) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.call(|s3| async move {
+            let stream = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+            let mut deleted = s3.delete_stream(stream);
+            while let Some(result) = deleted.next().await {
+                match result {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes the keys of emptied intermediate directories, deepest first.
+    /// On S3 proper no such keys exist (a no-op); servers built on a file
+    /// tree (SeaweedFS) otherwise keep the empty directories for minutes and
+    /// list them as common prefixes. Such a server leaves a directory that is
+    /// not empty alone.
+    fn delete_dirs(&self, dirs: BTreeSet<String>) -> Result<()> {
+        let mut by_depth: Vec<Vec<Path>> = Vec::new();
+        for dir in dirs {
+            let depth = dir.matches('/').count();
+            if by_depth.len() <= depth {
+                by_depth.resize_with(depth + 1, Vec::new);
+            }
+            let path =
+                Path::parse(&dir).map_err(|_| Error::Internal("an invalid S3 directory path"))?;
+            by_depth[depth].push(path);
+        }
+        for level in by_depth.into_iter().rev() {
+            self.delete_paths(level)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the empty directories below `root/` of a server that keeps
+    /// them (found level by level with delimiter listings). Only called when
+    /// no object lies below `root/`.
+    fn prune_empty_tree(&self) -> Result<()> {
+        let mut dirs = BTreeSet::new();
+        let mut pending = vec![self.path(&Key::root())?];
+        while let Some(dir) = pending.pop() {
+            let listing =
+                self.call(|s3| async move { s3.list_with_delimiter(Some(&dir)).await })?;
+            for p in listing.common_prefixes {
+                if dirs.insert(p.as_ref().to_string()) {
+                    pending.push(p);
+                }
+            }
+        }
+        self.delete_dirs(dirs)
+    }
+
+    /// After deleting `key`: deletes the directory key of each ancestor left
+    /// with nothing below it, deepest first (see `delete_dirs`): 1 LIST per
+    /// level, and 1 DELETE per emptied level.
+    fn prune_ancestors(&self, st: &State, key: &Key) -> Result<()> {
+        let ancestors: Vec<&str> = key.ancestors().collect();
+        for a in ancestors.into_iter().rev() {
+            if st.buffer.has_below(a) || !st.known.dirs.contains(a) {
+                break;
+            }
+            let ancestor = Key::parse(a.as_bytes())?;
+            if self.any_below(&ancestor)? {
+                break;
+            }
+            let mut one = BTreeSet::new();
+            one.insert(self.path(&ancestor)?.as_ref().to_string());
+            self.delete_dirs(one)?;
+        }
+        Ok(())
+    }
+
+    /// Where `key` (not in the buffer) stands: an object, or a key that may
+    /// become one. Prefix/leaf conflicts are `Err(Invalid)`.
+    fn locate(&self, st: &mut State, key: &Key) -> Result<Found> {
+        let k = key.as_str();
+        if !st.known.under_fresh(key) || st.known.objects.contains(k) {
+            match self.head(key) {
+                Ok(size) => {
+                    st.known.note_object(key);
+                    return Ok(Found::Object(size));
+                }
+                Err(Error::Empty) => {
+                    st.known.objects.remove(k);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.check_ancestors(st, key)?;
+        self.check_descendants(st, key)?;
+        Ok(Found::New)
+    }
+
+    /// No proper ancestor of `key` may be an object.
+    fn check_ancestors(&self, st: &mut State, key: &Key) -> Result<()> {
+        for a in key.ancestors() {
+            if st.buffer.contains(a) || st.known.objects.contains(a) {
+                return Err(Error::Invalid("key lies below an existing object"));
+            }
+            if st.known.dirs.contains(a) {
+                continue;
+            }
+            let ancestor = Key::parse(a.as_bytes())?;
+            if st.known.under_fresh(&ancestor) {
+                // Only this map wrote there, and `a` is none of its objects.
+                continue;
+            }
+            match self.head(&ancestor) {
+                Ok(_) => {
+                    st.known.note_object(&ancestor);
+                    return Err(Error::Invalid("key lies below an existing object"));
+                }
+                Err(Error::Empty) => {}
+                Err(e) => return Err(e),
+            }
+            if !self.any_below(&ancestor)? {
+                st.known.fresh.insert(a.to_string());
+            }
+            st.known.dirs.insert(a.to_string());
+        }
+        Ok(())
+    }
+
+    /// No object may lie below `key`.
+    fn check_descendants(&self, st: &mut State, key: &Key) -> Result<()> {
+        let k = key.as_str();
+        if st.buffer.has_below(k) || st.known.has_object_below(k) {
+            return Err(Error::Invalid("key is a prefix of existing objects"));
+        }
+        if st.known.under_fresh(key) || st.known.fresh.contains(k) {
+            return Ok(());
+        }
+        if self.any_below(key)? {
+            return Err(Error::Invalid("key is a prefix of existing objects"));
+        }
+        Ok(())
+    }
+
+    /// Puts `key` in the buffer (with its current content, unless the write
+    /// `overwrite` = (start, len) replaces all of it) if it is not there.
+    fn load(&self, st: &mut State, key: &Key, overwrite: Option<(u64, usize)>) -> Result<()> {
+        if st.buffer.contains(key.as_str()) {
+            return Ok(());
+        }
+        let content = match self.locate(st, key)? {
+            Found::Object(size) => {
+                let replaced =
+                    overwrite.is_some_and(|(start, len)| start == 0 && len as u64 >= size);
+                if size == 0 || replaced {
+                    Vec::new()
+                } else {
+                    self.fetch(key, None)?.1
+                }
+            }
+            Found::New => {
+                st.known.note_ancestors(key);
+                Vec::new()
+            }
+        };
+        st.buffer.insert(key.as_str(), content);
+        Ok(())
+    }
+
+    /// Uploads the oldest buffered objects while the buffer is over its bound.
+    fn evict(&self, st: &mut State) -> Result<()> {
+        while st.buffer.over_limit() {
+            let Some(oldest) = st.buffer.take_oldest() else {
+                break;
+            };
+            self.upload(st, vec![oldest])?;
+        }
+        Ok(())
+    }
+
+    /// Uploads `items` (at most `UPLOAD_CONCURRENCY` at once). Uploaded ones
+    /// become known objects; failed ones go back into the buffer, and the
+    /// first failure is returned.
+    fn upload(&self, st: &mut State, items: Vec<Taken>) -> Result<()> {
+        let mut jobs = Vec::with_capacity(items.len());
+        for taken in items {
+            let path = self.path(&Key::parse(taken.key.as_bytes())?)?;
+            jobs.push((taken.key, taken.seq, path, Bytes::from(taken.data)));
+        }
+        let s3 = self.driver.client()?;
+        let (results, denied) = self.driver.block_on(watching_denials(async move {
+            futures_util::stream::iter(jobs.into_iter().map(|(key, seq, path, data)| {
+                let s3 = s3.clone();
+                async move {
+                    let result = put_object(&s3, &path, data.clone()).await;
+                    (key, seq, data, result)
+                }
+            }))
+            .buffer_unordered(UPLOAD_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+        }))?;
+        let mut first_error = None;
+        for (key, seq, data, result) in results {
+            match result {
+                Ok(()) => st.known.note_object(&Key::parse(key.as_bytes())?),
+                Err(e) => {
+                    st.buffer.restore(Taken {
+                        key,
+                        seq,
+                        data: Vec::from(data),
+                    });
+                    first_error.get_or_insert(if denied { Error::Auth } else { s3_error(e) });
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// One object, in one PUT or, above `MULTIPART_THRESHOLD`, a multipart
+/// upload (aborted if a part fails).
+async fn put_object(s3: &AmazonS3, path: &Path, data: Bytes) -> object_store::Result<()> {
+    if data.len() <= MULTIPART_THRESHOLD {
+        s3.put(path, PutPayload::from(data)).await?;
+        return Ok(());
+    }
+    let mut upload = s3.put_multipart(path).await?;
+    let parts: Vec<_> = (0..data.len())
+        .step_by(PART_SIZE)
+        .map(|start| {
+            let end = (start + PART_SIZE).min(data.len());
+            upload.put_part(PutPayload::from(data.slice(start..end)))
+        })
+        .collect();
+    let sent = futures_util::stream::iter(parts)
+        .buffer_unordered(PART_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await;
+    match sent {
+        Ok(_) => upload.complete().await.map(|_| ()),
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
+    }
+}
+
+impl Store for S3Store {
+    fn len(&self, key: &Key) -> Result<u64> {
+        if !self.fits(key) {
+            return Err(Error::Empty);
+        }
+        if let Some(data) = self.lock().buffer.get(key.as_str()) {
+            return Ok(data.len() as u64);
+        }
+        self.head(key)
+    }
+
+    fn define(&self, key: &Key) -> Result<()> {
+        self.path(key)?;
+        let mut st = self.lock();
+        if st.buffer.contains(key.as_str()) {
+            return Ok(());
+        }
+        if let Found::New = self.locate(&mut st, key)? {
+            st.known.note_ancestors(key);
+            st.buffer.insert(key.as_str(), Vec::new());
+            self.evict(&mut st)?;
+        }
+        Ok(())
+    }
+
+    fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
+        if !self.fits(key) {
+            return Err(Error::Empty);
+        }
+        let end = start + buf.len() as u64;
+        if let Some(data) = self.lock().buffer.get(key.as_str()) {
+            if end > data.len() as u64 {
+                return Err(Error::Edge);
+            }
+            buf.copy_from_slice(&data[start as usize..end as usize]);
+            return Ok(());
+        }
+        match self.fetch(key, Some(start..end)) {
+            Ok((size, _)) if end > size => Err(Error::Edge),
+            Ok((_, bytes)) => {
+                buf.copy_from_slice(&bytes);
+                Ok(())
+            }
+            Err(Error::S3(why)) => {
+                // A range the object does not have (416), or a server that
+                // answered it oddly: past the end is NC_EEDGE.
+                match self.head(key) {
+                    Ok(size) if end > size => Err(Error::Edge),
+                    Ok(_) => Err(Error::S3(why)),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
+        self.path(key)?;
+        let mut st = self.lock();
+        let was_buffered = st.buffer.contains(key.as_str());
+        self.load(&mut st, key, Some((start, data.len())))?;
+        if let Err(e) = st.buffer.write(key.as_str(), start, data) {
+            if !was_buffered {
+                // Loaded for this write only: the server copy is unchanged.
+                st.buffer.remove(key.as_str());
+            }
+            return Err(e);
+        }
+        self.evict(&mut st)
+    }
+
+    fn children(&self, prefix: &Key) -> Result<Vec<String>> {
+        if !self.fits(prefix) {
+            return Ok(Vec::new());
+        }
+        // The buffer first: an object uploaded meanwhile is then on the server.
+        let mut names = self.lock().buffer.children(prefix.as_str());
+        let path = self.path(prefix)?;
+        let base = format!("{}/", path.as_ref());
+        let listing = self.call(|s3| async move { s3.list_with_delimiter(Some(&path)).await })?;
+        let found = listing
+            .common_prefixes
+            .iter()
+            .chain(listing.objects.iter().map(|o| &o.location))
+            .filter_map(|p| p.as_ref().strip_prefix(&base))
+            .filter(|name| !name.is_empty() && !name.contains('/'))
+            .map(str::to_string);
+        names.extend(found);
+        Ok(names)
+    }
+
+    fn remove(&self, key: &Key) -> Result<()> {
+        if !self.fits(key) {
+            return Err(Error::Empty);
+        }
+        let mut st = self.lock();
+        let k = key.as_str();
+        let buffered = st.buffer.remove(k);
+        let maybe_uploaded = !st.known.under_fresh(key) || st.known.objects.contains(k);
+        if maybe_uploaded {
+            if !buffered {
+                self.head(key)?;
+                st.known.note_object(key);
+            }
+            let path = self.path(key)?;
+            match self.call(|s3| async move { s3.delete(&path).await }) {
+                Ok(()) | Err(Error::Empty) => {}
+                Err(e) => return Err(e),
+            }
+            st.known.objects.remove(k);
+            self.prune_ancestors(&st, key)?;
+        } else if !buffered {
+            return Err(Error::Empty);
+        }
+        st.known.objects.remove(k);
+        Ok(())
+    }
+
+    fn truncate(&self, key: &Key, len: u64) -> Result<()> {
+        if !self.fits(key) {
+            return Err(Error::Empty);
+        }
+        let mut st = self.lock();
+        let k = key.as_str();
+        if !st.buffer.contains(k) {
+            let size = self.head(key)?;
+            st.known.note_object(key);
+            if len == size {
+                return Ok(());
+            }
+            let keep = len.min(size);
+            let content = if keep == 0 {
+                Vec::new()
+            } else {
+                self.fetch(key, Some(0..keep))?.1
+            };
+            st.buffer.insert(k, content);
+            if let Err(e) = st.buffer.truncate(k, len) {
+                st.buffer.remove(k);
+                return Err(e);
+            }
+        } else {
+            st.buffer.truncate(k, len)?;
+        }
+        self.evict(&mut st)
+    }
+
+    fn flush(&self) -> Result<()> {
+        let mut st = self.lock();
+        let items = st.buffer.take_all();
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.upload(&mut st, items)
+    }
+
+    fn close(self: Box<Self>, delete: bool) -> Result<()> {
+        let result = if delete {
+            self.lock().buffer.take_all();
+            self.delete_all()
+        } else if self.writable {
+            self.flush()
+        } else {
+            Ok(())
+        };
+        // What could not be uploaded is reported, not retried by Drop.
+        self.lock().buffer.take_all();
+        super::report_counts(self.as_ref());
+        result
+    }
+}
+
+impl Drop for S3Store {
+    fn drop(&mut self) {
+        // A store dropped without close (Rust callers): upload what is left,
+        // best effort.
+        if self.writable && !self.lock().buffer.is_empty() {
+            let _ = self.flush();
+        }
+    }
+}
