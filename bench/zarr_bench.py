@@ -312,8 +312,7 @@ def main():
             emit("RESULT", name, phase, repr(float(value)))
         if a.big_count:
             emit("NOTE", name, "16 MiB objects are set whole (zarr stores have no partial writes)")
-        if name.endswith("-mem") or name == "zarr3-local" or name == "zarr2-dir":
-            emit("NOTE", name, "no fsync: commit is close()")
+        emit("NOTE", name, "no fsync: commit is close()")
     return 0
 
 
