@@ -4,7 +4,7 @@
  * file backend: nothing outside the dataset is ever touched (path
  * traversal, non-dataset directories, symlinks, regular files).
  */
-// zmap-test-backends: mem file gnz
+// zmap-test-backends: mem file gnz s3
 #include "harness.h"
 
 #include <dirent.h>

@@ -5,7 +5,7 @@
  * on-disk tree (which must hold nothing but the dataset's directories and
  * files).
  */
-// zmap-test-backends: mem file gnz
+// zmap-test-backends: mem file gnz s3
 #include "harness.h"
 
 #include <dirent.h>

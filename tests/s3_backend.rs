@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use s3_support::*;
 use zmap::codes::*;
-use zmap::map::NC_WRITE;
+use zmap::map::{NC_NOCLOBBER, NC_WRITE};
 use zmap::store::s3::{request_counts, RequestCounts, MULTIPART_THRESHOLD};
 use zmap::{Impl, Map};
 
@@ -432,5 +432,71 @@ fn keys_up_to_the_object_name_limit() {
     map.close(false).unwrap();
     let map = open(&url, 0);
     assert_eq!(read_all(&map, &longest), b"fits");
+    map.close(true).unwrap();
+}
+
+/// A client of our own, to put things into a dataset's prefix behind the
+/// library's back: (bucket-relative root, client).
+fn raw_client(url: &str) -> (String, object_store::aws::AmazonS3) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let (bucket, root) = path.split_once('/').unwrap();
+    let s3 = object_store::aws::AmazonS3Builder::from_env()
+        .with_endpoint(format!("{scheme}://{host}"))
+        .with_allow_http(true)
+        .with_bucket_name(bucket)
+        .build()
+        .unwrap();
+    (root.to_string(), s3)
+}
+
+#[test]
+fn create_keeps_a_prefix_that_holds_no_dataset() {
+    use object_store::path::Path;
+    use object_store::ObjectStoreExt;
+    let Some(base) = base_url() else { return };
+    let url = dataset(&base, "foreign");
+    let (root, s3) = raw_client(&url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let foreign = Path::parse(format!("{root}/not/a/dataset")).unwrap();
+    rt.block_on(s3.put(&foreign, "precious".into())).unwrap();
+    assert_eq!(code(Map::create(Impl::S3, &url, 0, 0)), NC_EEXIST);
+    assert_eq!(rt.block_on(s3.head(&foreign)).unwrap().size, 8);
+    // NOCLOBBER opens it as it is.
+    let map = Map::create(Impl::S3, &url, NC_NOCLOBBER, 0).unwrap();
+    assert_eq!(read_all(&map, "/not/a/dataset"), b"precious");
+    map.close(false).unwrap();
+    // Once the object is gone (a server may keep its empty directories,
+    // which list as common prefixes), create works and lists nothing.
+    rt.block_on(s3.delete(&foreign)).unwrap();
+    let map = create(&url);
+    assert!(map.search(&key("/")).unwrap().is_empty());
+    map.close(true).unwrap();
+}
+
+#[test]
+fn removing_the_last_object_below_a_key_removes_the_key() {
+    let Some(base) = base_url() else { return };
+    let url = dataset(&base, "prune");
+    let map = create(&url);
+    map.write(&key("/.zgroup"), 0, b"{}").unwrap();
+    map.write(&key("/g/h/obj"), 0, b"1").unwrap();
+    map.write(&key("/g/other"), 0, b"2").unwrap();
+    map.close(false).unwrap();
+    let map = open(&url, NC_WRITE);
+    map.remove(&key("/g/h/obj")).unwrap();
+    assert_eq!(map.search(&key("/g")).unwrap(), ["other"]);
+    map.remove(&key("/g/other")).unwrap();
+    assert_eq!(map.search(&key("/")).unwrap(), [".zgroup"]);
+    assert_eq!(code(map.remove(&key("/g/other"))), NC_EEMPTY);
+    // The removed intermediate key can now be an object.
+    map.write(&key("/g"), 0, b"leaf").unwrap();
+    map.close(false).unwrap();
+    let map = open(&url, 0);
+    assert_eq!(map.search(&key("/")).unwrap(), [".zgroup", "g"]);
+    assert_eq!(read_all(&map, "/g"), b"leaf");
     map.close(true).unwrap();
 }

@@ -8,14 +8,20 @@
 //! |---|---|
 //! | open | 1 LIST (max 1 key): `NC_EEMPTY` when nothing is below `root/` |
 //! | create, NOCLOBBER | 1 LIST (max 1 key) |
-//! | create, default | 1 LIST (one level, N); when not empty also 1 LIST (all, N) + 1 DeleteObjects per 1000 keys |
+//! | create, default | 1 LIST (one level, N); over a dataset also what close(delete) costs; over a prefix without a dataset marker at its top: `NC_EEXIST`, nothing deleted |
 //! | len, exists | 1 HEAD, none for an object in the buffer |
 //! | read | 1 ranged GET (+1 HEAD only when the GET fails, to tell `NC_EEDGE` from an error); none when buffered |
 //! | search | 1 LIST with delimiter (N) |
 //! | write, define, truncate | none when buffered; else see `locate` below, and a GET of the old content when a partial write needs it |
 //! | flush, close | 1 PUT per buffered object, or a multipart upload (start + 1 per 8 MiB part + complete) above 8 MiB |
-//! | remove | 1 DELETE (+1 HEAD if it was not buffered), none for an object only ever buffered in a fresh prefix |
-//! | close(delete) | 1 LIST (all, N) + 1 DeleteObjects per 1000 keys |
+//! | remove | 1 HEAD (unless buffered) + 1 DELETE, then 1 LIST (max 1 key) per ancestor level, stopping at the first that still holds something, and 1 DELETE per emptied level (see `delete_dirs`); nothing for an object only ever buffered in a fresh prefix |
+//! | close(delete) | 1 LIST (all keys, N) + 1 DeleteObjects per 1000 keys, + 1 DeleteObjects per depth of emptied directory keys |
+//!
+//! Servers built on a file tree (SeaweedFS) keep a directory after its last
+//! object is deleted, and list it as a common prefix for minutes: this map
+//! deletes the directories it empties (a no-op on S3 proper), and a probe
+//! LIST ignores the marker such a server returns for an empty directory.
+//! Empty directories left by other clients can still show up in a search.
 //!
 //! `locate` (a key not in the buffer, before it is written or defined):
 //! - In a *fresh* prefix — one this map created, or found empty on the
@@ -163,16 +169,7 @@ impl S3Store {
         if options.create && !options.noclobber {
             store.clobber()?;
         } else {
-            let exists = match store.any_below(&Key::root()) {
-                Err(Error::Empty) if options.create => {
-                    return Err(Error::S3(format!(
-                        "bucket {} not found",
-                        store.location.bucket
-                    )))
-                }
-                other => other?,
-            };
-            if !exists {
+            if !store.any_below(&Key::root())? {
                 if !options.create {
                     return Err(Error::Empty);
                 }
@@ -282,16 +279,7 @@ impl S3Store {
     /// (`NC_EEXIST`, as for a directory).
     fn clobber(&self) -> Result<()> {
         let path = self.path(&Key::root())?;
-        let listing = match self.call(|s3| async move { s3.list_with_delimiter(Some(&path)).await })
-        {
-            Err(Error::Empty) => {
-                return Err(Error::S3(format!(
-                    "bucket {} not found",
-                    self.location.bucket
-                )))
-            }
-            other => other?,
-        };
+        let listing = self.call(|s3| async move { s3.list_with_delimiter(Some(&path)).await })?;
         let base = format!("{}/", self.location.root);
         let top: Vec<&str> = listing
             .objects
