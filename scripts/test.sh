@@ -54,6 +54,8 @@ if ! step setup bash scripts/setup.sh; then
     printf '%s\n' "${summary[@]}"
     exit 1
 fi
+# The S3 tests (Rust and C) use a private SeaweedFS on 127.0.0.1, stopped on exit.
+source scripts/seaweedfs.sh && step seaweedfs s3_start && trap s3_stop EXIT
 step "cargo fmt" cargo fmt --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo test" cargo test
