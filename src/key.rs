@@ -24,6 +24,9 @@ impl Key {
 
     /// Parses a key given by a caller. One leading and one trailing `/` are
     /// optional; `""` and `"/"` are the root.
+    ///
+    /// One pass over the bytes (this runs on every call of the C API); UTF-8
+    /// is only decoded when a byte outside ASCII appears.
     pub fn parse(raw: &[u8]) -> Result<Key> {
         let body = raw.strip_prefix(b"/").unwrap_or(raw);
         if body.is_empty() {
@@ -34,9 +37,26 @@ impl Key {
         if body.len() + 1 > MAX_KEY_LEN {
             return Err(Error::Invalid("key longer than 1024 bytes"));
         }
+        let mut segment_start = 0;
+        let mut ascii = true;
+        for (i, &byte) in body.iter().enumerate() {
+            match byte {
+                b'/' => {
+                    check_segment_bytes(&body[segment_start..i])?;
+                    segment_start = i + 1;
+                }
+                0..=0x1f | 0x7f | b'\\' => {
+                    return Err(Error::Invalid("control character or backslash in key"))
+                }
+                0x80.. => ascii = false,
+                _ => {}
+            }
+        }
+        check_segment_bytes(&body[segment_start..])?;
         let text = std::str::from_utf8(body).map_err(|_| Error::Invalid("key is not UTF-8"))?;
-        for segment in text.split('/') {
-            check_segment(segment)?;
+        // C1 controls (U+0080..U+009F) are control characters too.
+        if !ascii && text.chars().any(char::is_control) {
+            return Err(Error::Invalid("control character or backslash in key"));
         }
         let mut key = String::with_capacity(text.len() + 1);
         key.push('/');
@@ -122,15 +142,7 @@ impl std::fmt::Display for Key {
 /// One segment of a key: non-empty, not `.`/`..`, no control character, no
 /// backslash, at most 255 bytes.
 pub fn check_segment(segment: &str) -> Result<()> {
-    if segment.is_empty() {
-        return Err(Error::Invalid("empty key segment"));
-    }
-    if segment == "." || segment == ".." {
-        return Err(Error::Invalid("'.' or '..' key segment"));
-    }
-    if segment.len() > MAX_SEGMENT_LEN {
-        return Err(Error::Invalid("key segment longer than 255 bytes"));
-    }
+    check_segment_bytes(segment.as_bytes())?;
     if segment
         .chars()
         .any(|c| c.is_control() || c == '\\' || c == '/')
@@ -138,6 +150,17 @@ pub fn check_segment(segment: &str) -> Result<()> {
         return Err(Error::Invalid("control character or backslash in key"));
     }
     Ok(())
+}
+
+/// The length and `.`/`..` rules of a segment (characters are checked by
+/// the callers).
+fn check_segment_bytes(segment: &[u8]) -> Result<()> {
+    match segment {
+        [] => Err(Error::Invalid("empty key segment")),
+        b"." | b".." => Err(Error::Invalid("'.' or '..' key segment")),
+        s if s.len() > MAX_SEGMENT_LEN => Err(Error::Invalid("key segment longer than 255 bytes")),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +208,8 @@ mod tests {
             b"/a\x7fb",
             b"/a\0b",
             b"/\xff\xfe",
+            "/a\u{85}b".as_bytes(),
+            "/a/\u{9f}".as_bytes(),
         ] {
             assert!(
                 rejected(raw),
