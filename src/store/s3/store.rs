@@ -6,15 +6,15 @@
 //!
 //! | operation | requests |
 //! |---|---|
-//! | open | 1 LIST (max 1 key): `NC_EEMPTY` when nothing is below `root/` |
-//! | create, NOCLOBBER | 1 LIST (max 1 key) |
+//! | open | 1 LIST (max 2 keys): `NC_EEMPTY` when nothing is below `root/` |
+//! | create, NOCLOBBER | 1 LIST (max 2 keys) |
 //! | create, default | 1 LIST (one level, N); over a dataset also what close(delete) costs; over a prefix without a dataset marker at its top: `NC_EEXIST`, nothing deleted |
 //! | len, exists | 1 HEAD, none for an object in the buffer |
 //! | read | 1 ranged GET (+1 HEAD only when the GET fails, to tell `NC_EEDGE` from an error); none when buffered |
 //! | search | 1 LIST with delimiter (N) |
 //! | write, define, truncate | none when buffered; else see `locate` below, and a GET of the old content when a partial write needs it |
 //! | flush, close | 1 PUT per buffered object, or a multipart upload (start + 1 per 8 MiB part + complete) above 8 MiB |
-//! | remove | 1 HEAD (unless buffered) + 1 DELETE, then 1 LIST (max 1 key) per ancestor level, stopping at the first that still holds something, and 1 DELETE per emptied level (see `delete_dirs`); nothing for an object only ever buffered in a fresh prefix |
+//! | remove | 1 HEAD (unless buffered) + 1 DELETE, then 1 LIST (max 2 keys) per ancestor level, stopping at the first that still holds something, and 1 DELETE per emptied level (see `delete_dirs`); nothing for an object only ever buffered in a fresh prefix |
 //! | close(delete) | 1 LIST (all keys, N) + 1 DeleteObjects per 1000 keys, + 1 DeleteObjects per depth of emptied directory keys |
 //!
 //! Servers built on a file tree (SeaweedFS) keep a directory after its last
@@ -30,8 +30,8 @@
 //!   an object this map uploaded earlier.
 //! - Elsewhere: 1 HEAD on the key; if it is new, for every ancestor not yet
 //!   known to be an intermediate key, 1 HEAD (is it an object? then
-//!   `NC_EINVAL`) and 1 LIST (max 1 key) below it (anything there? if not,
-//!   the ancestor becomes fresh), each once per map; then 1 LIST (max 1 key)
+//!   `NC_EINVAL`) and 1 LIST (max 2 keys) below it (anything there? if not,
+//!   the ancestor becomes fresh), each once per map; then 1 LIST (max 2 keys)
 //!   below the key itself (anything there → `NC_EINVAL`), skipped when an
 //!   ancestor is fresh.
 //!
@@ -228,15 +228,17 @@ impl S3Store {
         Ok(meta.size)
     }
 
-    /// True if some object lies below `key/` (one LIST of at most one key).
+    /// True if some object lies below `key/` (one LIST of at most two keys).
     /// A server that keeps directories (SeaweedFS) answers this probe of an
-    /// empty one with a marker object for `key/` itself: that is not below.
+    /// empty one with a marker object for `key/` itself, and on S3 a "folder"
+    /// made by a console is such an object: it is not below, and it sorts
+    /// first, hence the second key.
     fn any_below(&self, key: &Key) -> Result<bool> {
         let prefix = format!("{}/", self.path(key)?.as_ref());
         let asked = prefix.clone();
         let page = self.call(|s3| async move {
             let options = PaginatedListOptions {
-                max_keys: Some(1),
+                max_keys: Some(2),
                 ..Default::default()
             };
             s3.list_paginated(Some(&asked), options).await
