@@ -84,6 +84,8 @@ for tool in cargo rustc; do
     fi
 done
 
+PATH="$PATH:$HOME/.cargo/bin" cargo fuzz --version >/dev/null 2>&1 || PATH="$PATH:$HOME/.cargo/bin" cargo install --locked --quiet cargo-fuzz --version 0.13.2 # scripts/gnz_fuzz.sh (fuzz/README.md)
+
 if [ "${#missing_debs[@]}" -eq 0 ] && [ "${#missing_pips[@]}" -eq 0 ]; then
     echo "setup: everything needed is installed"
 fi

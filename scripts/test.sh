@@ -60,6 +60,8 @@ step "cargo fmt" cargo fmt --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo test" cargo test
 step interop bash scripts/interop.sh
+step "gnz interop" bash scripts/gnz_interop.sh
+step "gnz fuzz" bash scripts/gnz_fuzz.sh 60
 built=0
 if step "cmake configure" cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release; then
     step "cmake build" cmake --build "$build_dir" -j "$jobs" && built=1

@@ -1,0 +1,436 @@
+/* GNZ with several processes (gnz-format.md Part 2b, DESIGN.md "Locks"):
+ *
+ * 1. One writer: while a process holds a writable map, a second writer
+ *    (another process, or a second open in the same process) is refused at
+ *    once with NC_EACCESS — nczmap_open(NC_WRITE) and nczmap_create with or
+ *    without NC_NOCLOBBER alike, and the refused create empties nothing. The
+ *    attempts run in a child bounded by alarm(): blocking kills it. Readers
+ *    are not refused. The lock goes with the writer: after close, and after
+ *    the writer process is killed, a new writer gets in.
+ * 2. A reader that opens after a commit sees exactly that commit (not the
+ *    writer's later, uncommitted writes); after the next commit a new
+ *    reader sees the new one.
+ * 3. A reader opened before commits keeps its snapshot, byte for byte, while
+ *    the writer removes, rewrites, grows and adds objects (reusing freed
+ *    space if it could) over several commits; compaction is refused
+ *    (NC_EACCESS) while the reader lives and works after it closed. Also
+ *    when the writer opens after the reader, and for a reader in the
+ *    writer's own process.
+ */
+// zmap-test-backends: gnz
+#include "harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+static char path[4096];
+
+/* ---- dataset states ------------------------------------------------------------ */
+
+#define MAXOBJ 16
+typedef struct {
+    const char *key;
+    size_t len;
+    int version;
+} Obj;
+typedef struct {
+    int n;
+    Obj o[MAXOBJ];
+} State;
+
+static unsigned char byte_of(const char *key, int version, size_t k) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h ^= (uint64_t)version * 0x9E3779B97F4A7C15ULL + (k / 8) * 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 29;
+    return (unsigned char)(h >> (8 * (k % 8)));
+}
+
+static unsigned char *buf; /* 1 MiB */
+#define BUFLEN (1024 * 1024)
+
+static int set_obj(NCZMAP *map, State *s, const char *key, size_t len, int version) {
+    for (size_t k = 0; k < len; k++) buf[k] = byte_of(key, version, k);
+    int rc = len ? nczmap_write(map, key, 0, len, buf) : nczmap_defineobj(map, key);
+    int i = 0;
+    while (i < s->n && strcmp(s->o[i].key, key) != 0) i++;
+    size64_t old = 0;
+    if (i < s->n) old = s->o[i].len;
+    if (rc == NC_NOERR && old > len) rc = nczmap_truncate(map, key, len);
+    if (i == s->n) s->n++;
+    s->o[i].key = key;
+    s->o[i].len = len;
+    s->o[i].version = version;
+    return rc;
+}
+
+static int remove_obj(NCZMAP *map, State *s, const char *key) {
+    for (int i = 0; i < s->n; i++) {
+        if (strcmp(s->o[i].key, key) == 0) {
+            s->o[i] = s->o[--s->n];
+            break;
+        }
+    }
+    return nczmap_remove(map, key);
+}
+
+static int count_objects(NCZMAP *map) {
+    int found = 0;
+    NClist *stack = nclistnew(), *kids = nclistnew();
+    nclistpush(stack, strdup("/"));
+    while (nclistlength(stack) > 0) {
+        char *prefix = nclistpop(stack);
+        nclistclear(kids);
+        if (nczmap_search(map, prefix, kids) != NC_NOERR) found = -1000;
+        for (size_t k = 0; k < nclistlength(kids); k++) {
+            char *child = nclistget(kids, k);
+            if (nczmap_exists(map, child) == NC_NOERR) found++;
+            nclistpush(stack, child);
+        }
+        free(prefix);
+    }
+    nclistfreeall(stack);
+    nclistfree(kids);
+    return found;
+}
+
+/* 0 if `map` shows exactly state `s`; else the number of differences
+ * (described on stderr, prefixed with `who`). */
+static int differs(NCZMAP *map, const State *s, const char *who) {
+    int bad = 0;
+    for (int i = 0; i < s->n; i++) {
+        size64_t len = 0;
+        int rc = nczmap_len(map, s->o[i].key, &len);
+        if (rc != NC_NOERR || len != s->o[i].len) {
+            fprintf(stderr, "  %s: %s: len rc %d, %llu bytes, expected %zu\n", who, s->o[i].key,
+                    rc, (unsigned long long)len, s->o[i].len);
+            bad++;
+            continue;
+        }
+        if (len && nczmap_read(map, s->o[i].key, 0, len, buf) != NC_NOERR) {
+            fprintf(stderr, "  %s: %s: read failed\n", who, s->o[i].key);
+            bad++;
+            continue;
+        }
+        for (size_t k = 0; k < len; k++) {
+            if (buf[k] != byte_of(s->o[i].key, s->o[i].version, k)) {
+                fprintf(stderr, "  %s: %s: byte %zu differs (version %d expected)\n", who,
+                        s->o[i].key, k, s->o[i].version);
+                bad++;
+                break;
+            }
+        }
+    }
+    int n = count_objects(map);
+    if (n != s->n) {
+        fprintf(stderr, "  %s: %d objects, expected %d\n", who, n, s->n);
+        bad++;
+    }
+    return bad;
+}
+
+/* ---- processes ---------------------------------------------------------------- */
+
+typedef struct {
+    pid_t pid;
+    int to_child, from_child;
+} Child;
+
+static void send1(int fd) {
+    char c = 1;
+    if (write(fd, &c, 1) != 1) perror("pipe write");
+}
+
+static int recv1(int fd) {
+    char c;
+    ssize_t n;
+    while ((n = read(fd, &c, 1)) < 0 && errno == EINTR) {
+    }
+    return n == 1;
+}
+
+/* Forks a child running fn(arg, from_parent, to_parent) with alarm(20): a
+ * child that blocks dies of SIGALRM. Its exit status is its failure count. */
+static Child spawn(int (*fn)(void *, int, int), void *arg) {
+    int down[2], up[2];
+    Child c = {-1, -1, -1};
+    if (pipe(down) != 0 || pipe(up) != 0) {
+        perror("pipe");
+        exit(2);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    c.pid = fork();
+    if (c.pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (c.pid == 0) {
+        close(down[1]);
+        close(up[0]);
+        alarm(20);
+        int failures = fn(arg, down[0], up[1]);
+        _exit(failures > 100 ? 100 : failures);
+    }
+    close(down[0]);
+    close(up[1]);
+    c.to_child = down[1];
+    c.from_child = up[0];
+    return c;
+}
+
+/* Waits for the child; CHECKs that it exited with 0 failures. */
+static void reap(Child c, const char *what) {
+    int status = 0;
+    close(c.to_child);
+    close(c.from_child);
+    while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok) {
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "  %s: child died of signal %d%s\n", what, WTERMSIG(status),
+                    WTERMSIG(status) == SIGALRM ? " (it blocked)" : "");
+        else
+            fprintf(stderr, "  %s: child had %d failures\n", what, WEXITSTATUS(status));
+    }
+    CHECK(ok);
+}
+
+/* Child-side checks: count failures instead of the harness counters. */
+#define EXPECT(cond, ...)                                \
+    do {                                                 \
+        if (!(cond)) {                                   \
+            fprintf(stderr, "  child: " __VA_ARGS__);    \
+            fprintf(stderr, "\n");                       \
+            failures++;                                  \
+        }                                                \
+    } while (0)
+
+/* ---- 1. one writer ------------------------------------------------------------- */
+
+static State committed; /* what the last commit holds */
+
+static int second_writer(void *arg, int in, int out) {
+    (void)arg;
+    (void)in;
+    (void)out;
+    int failures = 0, rc;
+    NCZMAP *map = NULL;
+    rc = nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &map);
+    EXPECT(rc == NC_EACCESS && map == NULL, "open(NC_WRITE) gave %d, not NC_EACCESS", rc);
+    rc = nczmap_create(NCZM_GNZ, path, NC_NOCLOBBER, 0, NULL, &map);
+    EXPECT(rc == NC_EACCESS && map == NULL, "create(NC_NOCLOBBER) gave %d, not NC_EACCESS", rc);
+    rc = nczmap_create(NCZM_GNZ, path, NC_CLOBBER, 0, NULL, &map);
+    EXPECT(rc == NC_EACCESS && map == NULL, "create(NC_CLOBBER) gave %d, not NC_EACCESS", rc);
+    /* A reader is welcome, and sees the commit. */
+    rc = nczmap_open(NCZM_GNZ, path, NC_NOWRITE, 0, NULL, &map);
+    EXPECT(rc == NC_NOERR, "read-only open gave %d", rc);
+    if (rc == NC_NOERR) {
+        failures += differs(map, &committed, "reader beside a writer");
+        EXPECT(nczmap_close(map, 0) == NC_NOERR, "close");
+    }
+    return failures;
+}
+
+static int writer_gets_in(void *arg, int in, int out) {
+    int hold = arg != NULL;
+    int failures = 0;
+    NCZMAP *map = NULL;
+    int rc = nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &map);
+    EXPECT(rc == NC_NOERR, "open(NC_WRITE) gave %d", rc);
+    if (rc != NC_NOERR) return failures;
+    failures += differs(map, &committed, "new writer");
+    if (hold) {
+        send1(out);
+        recv1(in); /* never comes: the parent kills us */
+        failures++;
+    }
+    EXPECT(nczmap_close(map, 0) == NC_NOERR, "close");
+    return failures;
+}
+
+static void one_writer(void) {
+    NCZMAP *w = NULL, *other = NULL;
+    State s = {0, {{0}}};
+    CHECK_OK(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &w));
+    CHECK_OK(set_obj(w, &s, "/.zgroup", 20, 1));
+    CHECK_OK(set_obj(w, &s, "/s/a", 10000, 1));
+    CHECK_OK(set_obj(w, &s, "/s/b", 5000, 1));
+    CHECK_OK(set_obj(w, &s, "/s/c", 100, 1));
+    CHECK_OK(set_obj(w, &s, "/s/d", 0, 1));
+    CHECK_OK(set_obj(w, &s, "/s/e.f/g", 70000, 1));
+    CHECK_OK(nczmap_flush(w));
+    committed = s;
+
+    reap(spawn(second_writer, NULL), "second writer while the first is open");
+    /* A second writer in the same process too. */
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &other), NC_EACCESS);
+    CHECK_CODE(nczmap_create(NCZM_GNZ, path, NC_CLOBBER, 0, NULL, &other), NC_EACCESS);
+    CHECK(other == NULL);
+    CHECK(differs(w, &committed, "writer after refused creates") == 0);
+    CHECK_OK(nczmap_close(w, 0));
+
+    /* The lock goes with close ... */
+    reap(spawn(writer_gets_in, NULL), "writer after close");
+    /* ... and with the process. */
+    Child holder = spawn(writer_gets_in, (void *)1);
+    CHECK(recv1(holder.from_child));
+    CHECK_CODE(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &other), NC_EACCESS);
+    kill(holder.pid, SIGKILL);
+    int status;
+    while (waitpid(holder.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(holder.to_child);
+    close(holder.from_child);
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &other));
+    if (other) {
+        CHECK(differs(other, &committed, "writer after a killed writer") == 0);
+        CHECK_OK(nczmap_close(other, 0));
+    }
+}
+
+/* ---- 2. readers after a commit ---------------------------------------------------- */
+
+static int reader_sees(void *arg, int in, int out) {
+    (void)in;
+    (void)out;
+    const State *want = arg;
+    int failures = 0;
+    NCZMAP *map = NULL;
+    int rc = nczmap_open(NCZM_GNZ, path, NC_NOWRITE, 0, NULL, &map);
+    EXPECT(rc == NC_NOERR, "read-only open gave %d", rc);
+    if (rc != NC_NOERR) return failures;
+    failures += differs(map, want, "reader after a commit");
+    EXPECT(nczmap_close(map, 0) == NC_NOERR, "close");
+    return failures;
+}
+
+static void readers_after_commit(void) {
+    NCZMAP *w = NULL;
+    State s = committed;
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &w));
+    CHECK_OK(set_obj(w, &s, "/s/a", 12000, 2));
+    CHECK_OK(set_obj(w, &s, "/s/c", 50, 2));
+    CHECK_OK(remove_obj(w, &s, "/s/d"));
+    CHECK_OK(nczmap_flush(w));
+    State v2 = s;
+    /* Written but not committed: no reader may see it. */
+    CHECK_OK(set_obj(w, &s, "/s/a", 12000, 3));
+    CHECK_OK(set_obj(w, &s, "/s/new", 3000, 3));
+    CHECK_OK(remove_obj(w, &s, "/s/b"));
+    reap(spawn(reader_sees, &v2), "reader after a commit, before the next");
+    CHECK_OK(nczmap_flush(w));
+    reap(spawn(reader_sees, &s), "reader after the next commit");
+    committed = s;
+    CHECK_OK(nczmap_close(w, 0));
+}
+
+/* ---- 3. snapshots ------------------------------------------------------------------ */
+
+static int snapshot_reader(void *arg, int in, int out) {
+    const State *want = arg;
+    int failures = 0;
+    NCZMAP *map = NULL;
+    int rc = nczmap_open(NCZM_GNZ, path, NC_NOWRITE, 0, NULL, &map);
+    EXPECT(rc == NC_NOERR, "read-only open gave %d", rc);
+    if (rc != NC_NOERR) {
+        send1(out);
+        return failures;
+    }
+    /* Read half of it now, all of it after the writer's commits. */
+    State half = *want;
+    half.n = 0;
+    for (int i = 0; i < want->n; i += 2) half.o[half.n++] = want->o[i];
+    unsigned char probe[16];
+    for (int i = 0; i < half.n; i++)
+        if (half.o[i].len) nczmap_read(map, half.o[i].key, 0, 1, probe);
+    send1(out);
+    EXPECT(recv1(in), "no go from the parent");
+    failures += differs(map, want, "reader's snapshot after the writer's commits");
+    EXPECT(nczmap_close(map, 0) == NC_NOERR, "close");
+    return failures;
+}
+
+/* Changes that would reuse freed space if they could, in two commits. */
+static void churn(NCZMAP *w, State *s, int version) {
+    CHECK_OK(remove_obj(w, s, "/s/e.f/g"));                  /* 70000 B freed */
+    CHECK_OK(set_obj(w, s, "/s/x", 70000, version));          /* same size */
+    CHECK_OK(set_obj(w, s, "/s/a", 12000, version));          /* rewritten */
+    CHECK_OK(nczmap_flush(w));
+    CHECK_OK(set_obj(w, s, "/s/c", 9000, version));           /* grows, moves */
+    CHECK_OK(set_obj(w, s, "/s/e.f/g", 70000, version + 1));  /* back, new bytes */
+    CHECK_OK(set_obj(w, s, "/s/big", 300000, version));
+    CHECK_OK(remove_obj(w, s, "/s/x"));
+    CHECK_OK(nczmap_flush(w));
+}
+
+static void snapshots(void) {
+    State snap = committed;
+    NCZMAP *w = NULL, *r = NULL;
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &w));
+    if (!w) return;
+
+    /* A reader in another process, opened while the writer is open. */
+    Child reader = spawn(snapshot_reader, &snap);
+    CHECK(recv1(reader.from_child));
+    State s = snap;
+    churn(w, &s, 4);
+    size64_t before = 1, after = 1;
+    CHECK_CODE(nczmap_compact(w, &before, &after), NC_EACCESS);
+    CHECK(before == 0 && after == 0);
+    send1(reader.to_child);
+    reap(reader, "reader opened before the commits");
+    CHECK(differs(w, &s, "writer after the churn") == 0);
+    CHECK_OK(nczmap_compact(w, &before, &after));
+    CHECK(after > 0 && after <= before);
+    CHECK(differs(w, &s, "writer after compaction") == 0);
+    reap(spawn(reader_sees, &s), "reader after compaction");
+
+    /* A reader in the writer's own process. */
+    State snap2 = s;
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, NC_NOWRITE, 0, NULL, &r));
+    churn(w, &s, 6);
+    if (r) {
+        CHECK(differs(r, &snap2, "in-process reader's snapshot") == 0);
+        CHECK_OK(nczmap_close(r, 0));
+    }
+    CHECK_OK(nczmap_close(w, 0));
+    committed = s;
+
+    /* A reader that was there before the writer opened. */
+    snap = committed;
+    reader = spawn(snapshot_reader, &snap);
+    CHECK(recv1(reader.from_child));
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &w));
+    if (!w) return;
+    churn(w, &s, 8);
+    send1(reader.to_child);
+    reap(reader, "reader opened before the writer");
+    CHECK_OK(nczmap_close(w, 0));
+    committed = s;
+    reap(spawn(reader_sees, &committed), "reader at the end");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || zt_backend(argv[1]) != NCZM_GNZ) {
+        printf("skipped: a GNZ test\n");
+        return 77;
+    }
+    buf = malloc(BUFLEN);
+    if (buf == NULL) return 2;
+    alarm(240); /* the whole test: a hang is a failure, not a stuck ctest */
+    zt_dataset(argv[1], "procs", path, sizeof path);
+    one_writer();
+    readers_after_commit();
+    snapshots();
+    free(buf);
+    zt_cleanup();
+    return zt_finish("test_gnz_procs");
+}
