@@ -67,6 +67,7 @@ static const char *zarr2_python, *zarr3_python, *zarr_script;
 static const char *s3_url;
 static const char *title;
 static int quick;
+static int no_targets;
 static size_t scaling_n[16];
 static int scaling_count;
 static size_t scaling_file_max = 100000;
@@ -892,6 +893,7 @@ static void print_targets(const Params *p) {
         const Target *t = &targets[k];
         Driver *d = driver(t->id);
         char got[64], status[1024];
+        if (d == NULL || !d->selected) continue;
         double v[MAX_RUNS];
         for (int r = 0; r < runs; r++) {
             if (!usable(d)) v[r] = NAN;
@@ -1037,8 +1039,15 @@ static void run_main(const char *fs) {
         print_ratios("### Ratio to the FILE (directory) backend", ref_file, "file", &P);
     printf("\n### Durability, open, delete, size\n\n");
     print_durability(&P);
-    printf("\n### Targets\n\n");
-    print_targets(&P);
+    int any_target = 0;
+    for (size_t k = 0; k < sizeof targets / sizeof targets[0]; k++) {
+        Driver *d = driver(targets[k].id);
+        any_target |= d != NULL && d->selected;
+    }
+    if (any_target && !no_targets) {
+        printf("\n### Targets\n\n");
+        print_targets(&P);
+    }
     print_notes();
     printf("\n");
 }
@@ -1155,6 +1164,7 @@ static void usage(FILE *to) {
             "  --scaling-runs R     runs per N (3)\n"
             "  --scaling-file-max N largest N for the one-file-per-object backends (100000)\n"
             "  --title TEXT         the heading of the report\n"
+            "  --no-targets         leave the targets table out\n"
             "  --quick              a smoke run: N=300, G=10, 2 × 4 MiB, 1 run\n"
             "S3: set ZMAP_TEST_S3_URL (scripts/seaweedfs.sh run ...) with a libzmap built with the s3 feature.\n",
             MAX_RUNS);
@@ -1185,6 +1195,8 @@ int main(int argc, char **argv) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(a, "--no-targets") == 0) {
+            no_targets = 1;
         } else if (strcmp(a, "--quick") == 0) {
             quick = 1;
             P.n = 300;

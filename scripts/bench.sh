@@ -2,10 +2,13 @@
 # The zmap benchmark, every backend against the floor, netCDF-C's own zmap and
 # zarr-python's stores, and BENCHMARKS.md from its results:
 #
-#   bash scripts/bench.sh            full run (about 15 minutes on 2 cores):
-#                                    tmpfs (/dev/shm), the disk (/tmp) and the
-#                                    scaling run; rewrites the results part of
-#                                    BENCHMARKS.md (between its markers)
+#   bash scripts/bench.sh            full run (about 12 minutes on 2 cores):
+#                                    tmpfs (/dev/shm), the disk (/tmp), the
+#                                    scaling run, and S3 against a private
+#                                    SeaweedFS on loopback (smaller N: every
+#                                    request is an HTTP round trip); rewrites
+#                                    the results part of BENCHMARKS.md
+#                                    (between its markers)
 #   bash scripts/bench.sh --quick    smoke run (a few seconds), stdout only
 #
 # Steps: scripts/setup.sh (tools, netCDF, the zarr venvs), then the Release
@@ -18,6 +21,7 @@
 #   ZMAP_BENCH_DISK       disk directory (default /tmp)
 #   ZMAP_BENCH_SCALING    N list of the scaling run (default 1000,10000,100000,1000000)
 #   ZMAP_BENCH_OUT        the file to update (default BENCHMARKS.md)
+#   ZMAP_BENCH_S3_N       objects of the S3 run (default 1000; 0: no S3 run)
 #   ZMAP_BENCH_SKIP_SETUP =1: do not run scripts/setup.sh
 set -euo pipefail
 
@@ -42,6 +46,7 @@ tmpfs_dir=${ZMAP_BENCH_TMPFS:-/dev/shm}
 disk_dir=${ZMAP_BENCH_DISK:-/tmp}
 scaling=${ZMAP_BENCH_SCALING:-1000,10000,100000,1000000}
 out=${ZMAP_BENCH_OUT:-BENCHMARKS.md}
+s3_n=${ZMAP_BENCH_S3_N:-1000}
 
 if [ "${ZMAP_BENCH_SKIP_SETUP:-0}" != 1 ]; then
     bash scripts/setup.sh
@@ -59,13 +64,31 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 started=$SECONDS
 
+# S3 only in its own run below (an S3 URL in the environment would slow these down).
 echo "== tmpfs: $tmpfs_dir" >&2
-"$bench" --dir "$tmpfs_dir" --runs "$runs" --title "tmpfs ($tmpfs_dir)" >"$results/tmpfs.md"
+env -u ZMAP_TEST_S3_URL "$bench" --dir "$tmpfs_dir" --runs "$runs" --title "tmpfs ($tmpfs_dir)" \
+    >"$results/tmpfs.md"
 echo "== disk: $disk_dir" >&2
-"$bench" --dir "$disk_dir" --runs "$runs" --title "disk ($disk_dir)" >"$results/disk.md"
+env -u ZMAP_TEST_S3_URL "$bench" --dir "$disk_dir" --runs "$runs" --title "disk ($disk_dir)" \
+    >"$results/disk.md"
 echo "== scaling: $scaling on $tmpfs_dir" >&2
-"$bench" --dir "$tmpfs_dir" --scaling "$scaling" --scaling-runs 3 \
+env -u ZMAP_TEST_S3_URL "$bench" --dir "$tmpfs_dir" --scaling "$scaling" --scaling-runs 3 \
     --backends floor,mem,file,gnz,netcdf --title "Scaling (tmpfs, $tmpfs_dir)" >"$results/scaling.md"
+: >"$results/s3.md"
+if [ "$s3_n" != 0 ] && [ -f scripts/seaweedfs.sh ]; then
+    echo "== S3: SeaweedFS on 127.0.0.1, $s3_n objects" >&2
+    if ! (
+        # shellcheck source=/dev/null
+        source scripts/seaweedfs.sh && s3_start >&2 && trap s3_stop EXIT &&
+            "$bench" --dir "$disk_dir" --backends floor,memcpy,file,netcdf,s3 --n "$s3_n" \
+                --big-count 4 --runs 3 --no-targets \
+                --title "S3 (a private SeaweedFS on 127.0.0.1; the others on $disk_dir)" \
+                >"$results/s3.md"
+    ); then
+        echo "scripts/bench.sh: the S3 run failed (see above)" >&2
+        printf '## S3\n\nThe S3 run failed: see the output of scripts/bench.sh.\n\n' >"$results/s3.md"
+    fi
+fi
 
 {
     echo "<!-- scripts/bench.sh: results begin (generated; edit outside the markers) -->"
@@ -74,7 +97,7 @@ echo "== scaling: $scaling on $tmpfs_dir" >&2
         "(commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ', with local changes'))."
     echo
     # One heading level down: BENCHMARKS.md's own sections are level 2.
-    sed 's/^#/##/' "$results/tmpfs.md" "$results/disk.md" "$results/scaling.md"
+    sed 's/^#/##/' "$results/tmpfs.md" "$results/disk.md" "$results/s3.md" "$results/scaling.md"
     echo "<!-- scripts/bench.sh: results end -->"
 } >"$results/block.md"
 
