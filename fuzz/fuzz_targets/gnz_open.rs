@@ -153,8 +153,16 @@ fn arrays_by_key(header: &format::Header, file: &[u8]) -> HashMap<String, Vec<Ve
     out
 }
 
-/// After a commit: the header at 0 alone describes exactly `want`.
-fn check_committed(path: &PathBuf, want: &BTreeMap<String, Vec<u8>>, when: &str) {
+/// After a commit: the header at 0 alone describes exactly `want`; arrays
+/// whose length did not change keep their name, dtype, shape and order, and
+/// the metadata (but libzmap's own `zmap` entry) and other top-level
+/// members are kept.
+fn check_committed(
+    path: &PathBuf,
+    want: &BTreeMap<String, Vec<u8>>,
+    original: &format::Header,
+    when: &str,
+) {
     let bytes = std::fs::read(path).expect("read the file");
     let loaded = format::parse_file(&bytes)
         .unwrap_or_else(|e| panic!("{when}: the file is not valid GNZ: {e}"));
@@ -171,6 +179,34 @@ fn check_committed(path: &PathBuf, want: &BTreeMap<String, Vec<u8>>, when: &str)
         assert_eq!(arrays.len(), 1, "{when}: {k:?} named twice");
         assert!(arrays[0] == *v, "{when}: bytes of {k:?} differ");
     }
+    let by_key = |h: &format::Header| -> HashMap<String, format::Array> {
+        h.arrays
+            .iter()
+            .map(|a| (format!("/{}", a.name.trim_start_matches('/')), a.clone()))
+            .collect()
+    };
+    let before = by_key(original);
+    for (k, a) in by_key(&loaded.header) {
+        if let Some(b) = before.get(&k) {
+            if b.nbytes == a.nbytes {
+                assert_eq!(
+                    (&a.name, &a.dtype, &a.shape, &a.order),
+                    (&b.name, &b.dtype, &b.shape, &b.order),
+                    "{when}: {k:?} kept its length but not its layout"
+                );
+            }
+        }
+    }
+    let strip = |h: &format::Header| {
+        let mut m = h.metadata.clone();
+        m.remove("zmap");
+        m
+    };
+    assert_eq!(strip(&loaded.header), strip(original), "{when}: metadata");
+    assert_eq!(
+        loaded.header.extra, original.extra,
+        "{when}: top-level members"
+    );
 }
 
 fn check(bytes: &[u8]) {
@@ -275,10 +311,10 @@ fn check(bytes: &[u8]) {
         v.truncate(cut);
     }
     rw.flush().expect("commit");
-    check_committed(&path, &model, "after a commit");
+    check_committed(&path, &model, &loaded.header, "after a commit");
     assert_eq!(objects(&rw), model, "writer's view after a commit");
     rw.compact().expect("compact");
-    check_committed(&path, &model, "after compaction");
+    check_committed(&path, &model, &loaded.header, "after compaction");
     rw.close(false).expect("close the writer");
     let again = Map::open(Impl::Gnz, &loc, 0, 0).expect("reopen after commits");
     assert_eq!(objects(&again), model, "reopened view");
