@@ -16,6 +16,9 @@
  *    (NC_EACCESS) while the reader lives and works after it closed. Also
  *    when the writer opens after the reader, and for a reader in the
  *    writer's own process.
+ * 4. Readers opening and closing in a loop while the writer commits 60
+ *    generations: each one sees exactly one whole generation, never older
+ *    than the previous reader's (the header lock: no half-written header).
  */
 // zmap-test-backends: gnz
 #include "harness.h"
@@ -418,6 +421,93 @@ static void snapshots(void) {
     reap(spawn(reader_sees, &committed), "reader at the end");
 }
 
+/* ---- 4. readers opening while the writer commits ---------------------------------- */
+
+#define RACE_GENS 60
+#define RACE_KEYS 6
+static const char *race_keys[RACE_KEYS] = {"/r/a", "/r/b.c", "/r/d/e", "/r/f", "/r/g", "/r/h"};
+
+static size_t race_len(int i, int g) { return (size_t)((i * 7919 + g * 104729) % 9000) + (i == 0 ? 0 : 1); }
+
+static void race_state(State *s, int g) {
+    s->n = 0;
+    for (int i = 0; i < RACE_KEYS; i++) {
+        s->o[s->n].key = race_keys[i];
+        s->o[s->n].len = race_len(i, g);
+        s->o[s->n].version = g;
+        s->n++;
+    }
+    s->o[s->n].key = "/r/gen";
+    s->o[s->n].len = 8;
+    s->o[s->n].version = g;
+    s->n++;
+}
+
+/* Opens, checks and closes readers until it sees the last generation: each
+ * sees one whole generation, never older than the one before. */
+static int racing_reader(void *arg, int in, int out) {
+    (void)arg;
+    (void)in;
+    int failures = 0, last = 0, opens = 0;
+    send1(out);
+    while (last < RACE_GENS && opens < 100000 && failures == 0) {
+        NCZMAP *map = NULL;
+        int rc = nczmap_open(NCZM_GNZ, path, NC_NOWRITE, 0, NULL, &map);
+        EXPECT(rc == NC_NOERR, "read-only open %d gave %d", opens, rc);
+        if (rc != NC_NOERR) break;
+        opens++;
+        unsigned char b[8];
+        rc = nczmap_read(map, "/r/gen", 0, 8, b);
+        int g = -1;
+        if (rc == NC_NOERR) {
+            /* /r/gen holds byte_of("/r/gen", g, 0..7): find g. */
+            for (int c = 0; c <= RACE_GENS && g < 0; c++) {
+                int same = 1;
+                for (int k = 0; k < 8; k++) same &= b[k] == byte_of("/r/gen", c, (size_t)k);
+                if (same) g = c;
+            }
+        }
+        EXPECT(g >= 0, "open %d: /r/gen names no generation (rc %d)", opens, rc);
+        EXPECT(g < 0 || g >= last, "open %d: generation %d after %d", opens, g, last);
+        if (g >= 0) {
+            State want;
+            race_state(&want, g);
+            failures += differs(map, &want, "reader opened during commits") ? 1 : 0;
+            last = g;
+        }
+        nczmap_close(map, 0);
+    }
+    EXPECT(last == RACE_GENS, "saw generation %d of %d after %d opens", last, RACE_GENS, opens);
+    return failures;
+}
+
+static void racing_readers(void) {
+    NCZMAP *w = NULL;
+    CHECK_OK(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &w));
+    if (!w) return;
+    State s = {0, {{0}}};
+    race_state(&s, 0);
+    for (int i = 0; i < s.n; i++) {
+        State scratch = {0, {{0}}};
+        CHECK_OK(set_obj(w, &scratch, s.o[i].key, s.o[i].len, 0));
+    }
+    CHECK_OK(nczmap_flush(w));
+    Child reader = spawn(racing_reader, NULL);
+    CHECK(recv1(reader.from_child));
+    for (int g = 1; g <= RACE_GENS; g++) {
+        State prev, next;
+        race_state(&prev, g - 1);
+        race_state(&next, g);
+        for (int i = 0; i < next.n; i++) {
+            State one = {1, {prev.o[i]}};
+            CHECK_OK(set_obj(w, &one, next.o[i].key, next.o[i].len, g));
+        }
+        CHECK_OK(nczmap_flush(w));
+    }
+    reap(reader, "readers opening during commits");
+    CHECK_OK(nczmap_close(w, 0));
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || zt_backend(argv[1]) != NCZM_GNZ) {
         printf("skipped: a GNZ test\n");
@@ -430,6 +520,7 @@ int main(int argc, char **argv) {
     one_writer();
     readers_after_commit();
     snapshots();
+    racing_readers();
     free(buf);
     zt_cleanup();
     return zt_finish("test_gnz_procs");
