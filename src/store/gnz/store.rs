@@ -442,16 +442,21 @@ fn open_file(path: &Path, writable: bool) -> Result<File> {
 impl Reader {
     fn open(path: &Path, file: File) -> Result<Reader> {
         lock::register_reader(&file)?;
-        let loaded = lock::with_header_lock(&file, false, || format::load(&file))?;
+        // The header and the mapping are taken under one header lock, so
+        // the mapping covers every extent of the header it goes with.
+        let (loaded, map) = lock::with_header_lock(&file, false, || {
+            let loaded = format::load(&file)?;
+            // SAFETY: the mapping is only read, and only at extents that the
+            // header references. libzmap writers never change those bytes
+            // while this reader holds the readers lock (copy-on-write, space
+            // freed only without readers) and never cut the file below them.
+            // A process that ignores the protocol and truncates the file
+            // could make such a read fault (SIGBUS), as with any memory map.
+            let map = unsafe { Mmap::map(&file)? };
+            Ok((loaded, map))
+        })?;
         let (objects, skipped) = build_index(&loaded.header);
         report_skipped(path, &skipped);
-        // SAFETY: the mapping is only read, and only at extents that the
-        // header references. libzmap writers never change those bytes while
-        // this reader holds the readers lock (copy-on-write, space freed
-        // only without readers) and never cut the file below them. A
-        // process that ignores the protocol and truncates the file could
-        // make such a read fault (SIGBUS), as with any memory map.
-        let map = unsafe { Mmap::map(&file)? };
         let size = map.len() as u64;
         if objects.values().any(|o| o.offset + o.len > size) {
             return Err(Error::Format("file shrank while being opened".into()));
@@ -911,7 +916,9 @@ impl Writer {
         self.put(&record, at)?;
         let record_end = at + record.len() as u64;
         if self.file_len > record_end {
-            self.file.set_len(record_end)?;
+            // Openers read the file's length and tail under the header lock:
+            // the file shrinks only while they cannot be reading it.
+            lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(record_end)?))?;
         }
         self.file_len = record_end;
         self.file.sync_data()?;
@@ -949,7 +956,7 @@ impl Writer {
         self.space.trim();
         let size = align_up(self.space.end(), PAGE)?;
         if size != self.file_len {
-            self.file.set_len(size)?;
+            lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(size)?))?;
             self.file_len = size;
         }
         Ok(())
