@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::io;
 use std::process::ExitCode;
 
-use zmap::codes::NC_CODES;
+use zmap::codes::{NC_CODES, NC_EURL};
 use zmap::Error;
 
 #[derive(Debug)]
@@ -66,11 +66,16 @@ impl Failure {
 /// `NetCDF: Attempt to read empty NCZarr map key (NC_EEMPTY -139)`.
 pub fn describe(error: &Error) -> String {
     let code = error.code();
-    let name = NC_CODES
-        .iter()
-        .find(|(_, value, _)| *value == code)
-        .map(|(name, _, _)| *name)
-        .unwrap_or("NC_E?");
+    // netcdf.h's own name for -74 is NC_EURL (NC_EDAPURL is its old alias).
+    let name = if code == NC_EURL {
+        "NC_EURL"
+    } else {
+        NC_CODES
+            .iter()
+            .find(|(_, value, _)| *value == code)
+            .map(|(name, _, _)| *name)
+            .unwrap_or("NC_E?")
+    };
     format!("{error} ({name} {code})")
 }
 
