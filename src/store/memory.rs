@@ -2,20 +2,20 @@
 //!
 //! A dataset is named by any string and lives in a process-wide table until
 //! it is deleted (`close(map, 1)`), so create/close/open/read works as it
-//! does with files. Objects are kept in one sorted map per dataset, keyed by
-//! canonical key, which makes a one-level search a skip-scan over the
-//! children rather than a walk over every descendant.
+//! does with files. Objects live in a `Tree` (hash map by key plus each
+//! intermediate key's sorted children): reads and writes are one lookup,
+//! a one-level search lists one set.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::tree::Tree;
 use super::{OpenOptions, Store};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::location;
 
-type Objects = BTreeMap<String, Vec<u8>>;
+type Objects = Tree<Vec<u8>>;
 
 #[derive(Default)]
 struct Dataset {
@@ -69,21 +69,6 @@ impl MemoryStore {
     }
 }
 
-/// Refuses `key` if it is a proper prefix of an object or lies below one.
-fn check_leaf(objects: &Objects, key: &Key) -> Result<()> {
-    if key.ancestors().any(|a| objects.contains_key(a)) {
-        return Err(Error::Invalid("key lies below an existing object"));
-    }
-    let below = format!("{key}/");
-    let first_below = objects
-        .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
-        .next();
-    if first_below.is_some_and(|(k, _)| k.starts_with(&below)) {
-        return Err(Error::Invalid("key is a prefix of existing objects"));
-    }
-    Ok(())
-}
-
 /// Grows `object` to `len` bytes with zeros, reporting allocation failure.
 fn grow(object: &mut Vec<u8>, len: u64) -> Result<()> {
     let len = usize::try_from(len).map_err(|_| Error::NoMem)?;
@@ -105,11 +90,11 @@ impl Store for MemoryStore {
 
     fn define(&self, key: &Key) -> Result<()> {
         let mut objects = self.dataset.write();
-        if objects.contains_key(key.as_str()) {
+        if objects.contains(key.as_str()) {
             return Ok(());
         }
-        check_leaf(&objects, key)?;
-        objects.insert(key.as_str().to_string(), Vec::new());
+        objects.check_leaf(key.as_str())?;
+        objects.insert(key.as_str(), Vec::new());
         Ok(())
     }
 
@@ -126,62 +111,23 @@ impl Store for MemoryStore {
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
         let mut objects = self.dataset.write();
-        let created = !objects.contains_key(key.as_str());
-        if created {
-            check_leaf(&objects, key)?;
-            objects.insert(key.as_str().to_string(), Vec::new());
-        }
-        let object = objects
-            .get_mut(key.as_str())
-            .ok_or(Error::Internal("object vanished"))?;
         let end = start + data.len() as u64;
-        if let Err(e) = grow(object, end) {
-            // A failed write leaves no object behind.
-            if created {
-                objects.remove(key.as_str());
-            }
-            return Err(e);
+        if let Some(object) = objects.get_mut(key.as_str()) {
+            grow(object, end)?;
+            object[start as usize..end as usize].copy_from_slice(data);
+            return Ok(());
         }
+        objects.check_leaf(key.as_str())?;
+        // Allocated before it is linked: a failed write leaves no object.
+        let mut object = Vec::new();
+        grow(&mut object, end)?;
         object[start as usize..end as usize].copy_from_slice(data);
+        objects.insert(key.as_str(), object);
         Ok(())
     }
 
     fn children(&self, prefix: &Key) -> Result<Vec<String>> {
-        let objects = self.dataset.read();
-        let base = if prefix.is_root() {
-            "/".to_string()
-        } else {
-            format!("{prefix}/")
-        };
-        let mut names = Vec::new();
-        let mut resume_at: Bound<String> = Bound::Included(base.clone());
-        loop {
-            let lower = match &resume_at {
-                Bound::Included(k) => Bound::Included(k.as_str()),
-                Bound::Excluded(k) => Bound::Excluded(k.as_str()),
-                Bound::Unbounded => Bound::Unbounded,
-            };
-            let Some((key, _)) = objects.range::<str, _>((lower, Bound::Unbounded)).next() else {
-                break;
-            };
-            let Some(rest) = key.strip_prefix(&base) else {
-                break;
-            };
-            match rest.find('/') {
-                None => {
-                    names.push(rest.to_string());
-                    resume_at = Bound::Excluded(key.clone());
-                }
-                Some(slash) => {
-                    // Skip every key below this child: they all lie in
-                    // [base/name/, base/name0) since '0' follows '/'.
-                    let name = &rest[..slash];
-                    names.push(name.to_string());
-                    resume_at = Bound::Included(format!("{base}{name}0"));
-                }
-            }
-        }
-        Ok(names)
+        Ok(self.dataset.read().children(prefix.as_str()))
     }
 
     fn remove(&self, key: &Key) -> Result<()> {

@@ -13,6 +13,7 @@ pub mod file;
 pub mod gnz;
 pub mod memory;
 pub mod s3;
+pub mod tree;
 
 /// The backends, numbered as `NCZM_IMPL` numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
