@@ -23,7 +23,7 @@ use super::format::MAX_FILE_OFFSET;
 /// before falling back to a range that fits whatever its alignment.
 const FIT_PROBES: usize = 64;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Space {
     /// Free ranges: start -> end, disjoint, coalesced, inside [floor, end).
     by_start: BTreeMap<u64, u64>,
@@ -226,6 +226,31 @@ impl Space {
         Ok(at)
     }
 
+    /// Takes `size` bytes aligned to `align` from the lowest free range that
+    /// holds them entirely at or above `min_start` (compaction parks objects
+    /// there, clear of every place it packs objects into). `None` if no free
+    /// range does; the end never moves.
+    pub fn park(&mut self, size: u64, align: u64, min_start: u64) -> Option<u64> {
+        let below = self.by_start.range(..min_start).next_back();
+        let (start, at) = below
+            .into_iter()
+            .chain(self.by_start.range(min_start..))
+            .find_map(|(&s, &e)| {
+                let at = align_up(s.max(min_start), align).ok()?;
+                (at.checked_add(size)? <= e).then_some((s, at))
+            })?;
+        let end = self.remove(start)?;
+        self.insert(start, at);
+        self.insert(at + size, end);
+        Some(at)
+    }
+
+    /// True if nothing is in use from `at` to `end` (so an extent ending at
+    /// `at` can grow in place as far as it likes).
+    pub fn free_to_end(&self, at: u64) -> bool {
+        at >= self.end || self.by_start.get(&at) == Some(&self.end)
+    }
+
     /// Takes exactly `[start, end)` if it is free (or past `end`, or a free
     /// range reaching `end` and then past it). False, changing nothing, if
     /// any byte of it is in use.
@@ -395,6 +420,23 @@ mod tests {
         assert_eq!(s.alloc_past_end(10, 64).unwrap(), 128);
         assert_eq!(ranges(&s), vec![(50, 128)]);
         assert_eq!(s.end(), 138);
+    }
+
+    #[test]
+    fn parking_and_free_to_end() {
+        let mut s = Space::new(0, 10_000);
+        s.free(100, 300);
+        s.free(1000, 5000);
+        s.free(6000, 10_000);
+        // Above 2000: the part of [1000, 5000) past it, aligned.
+        assert_eq!(s.park(100, 64, 2000), Some(2048));
+        assert_eq!(s.park(3000, 16, 2000), Some(6000));
+        assert_eq!(s.park(9000, 16, 0), None);
+        assert_eq!(s.end(), 10_000);
+        assert!(s.free_to_end(9000));
+        assert!(s.free_to_end(10_000));
+        assert!(!s.free_to_end(2148));
+        assert!(!s.free_to_end(8000));
     }
 
     #[test]

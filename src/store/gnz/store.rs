@@ -13,6 +13,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use memmap2::Mmap;
 use serde_json::{Map as JsonMap, Value};
 
+use super::compact;
 use super::fault;
 use super::format::{self, Array, Header, Loaded, PREFIX_LEN};
 use super::lock;
@@ -31,6 +32,9 @@ pub const REVISION: u64 = 1;
 /// An object that grows gets up to half its length again as spare capacity,
 /// at most this much.
 const MAX_SLACK: u64 = 64 << 20;
+/// Compaction: how many bytes it is worth copying to make the file one byte
+/// shorter (page-rounded), when it chooses between layouts.
+const SIZE_WEIGHT: u64 = 1024;
 /// Buffer size for copying and zero-filling.
 const CHUNK: u64 = 1 << 20;
 
@@ -94,6 +98,25 @@ fn snapshot_gaps(objects: &Objects, header_len: u64, file_len: u64) -> (u64, u64
         covered = covered.max(end);
     }
     (holes, bytes)
+}
+
+/// Decimal digits of `n`.
+fn digits(n: u64) -> u64 {
+    n.checked_ilog10().map_or(1, |d| u64::from(d) + 1)
+}
+
+/// True if the extents (offset, length) are packed from `floor` by the
+/// alignment policy, with nothing between them but alignment padding.
+fn packed(floor: u64, extents: &mut [(u64, u64)]) -> Result<bool> {
+    extents.sort_unstable();
+    let mut p = floor;
+    for &(offset, len) in extents.iter() {
+        if align_up(p, align_for(len))? != offset {
+            return Ok(false);
+        }
+        p = offset + len;
+    }
+    Ok(true)
 }
 
 /// The capacity policy: whole pages from one page up, else 16-byte units.
@@ -752,7 +775,13 @@ impl Writer {
         let mut next = old.clone();
         let mut in_place = old.cap > 0 && lo >= old.committed;
         if in_place && new_len > old.cap {
-            let want = capacity(grow_target(old_len, new_len))?;
+            // Last in the file: grow exactly, and again next time. Else ask
+            // for spare room, to move less often.
+            let want = if self.space.free_to_end(old.offset + old.cap) {
+                capacity(new_len)?
+            } else {
+                capacity(grow_target(old_len, new_len))?
+            };
             in_place = (want < PAGE || old.offset % PAGE == 0)
                 && self.space.take(old.offset + old.cap, old.offset + want);
             if in_place {
@@ -851,15 +880,21 @@ impl Writer {
     }
 
     /// Grows the header region to hold `need` bytes, moving the objects
-    /// that stand in the way to free space. Their old bytes stay intact
-    /// until the new header overwrites them, after the commit record that
-    /// references their new places is durable.
+    /// that stand in the way to free space.
     fn grow_header_region(&mut self, need: u64) -> Result<()> {
         let floor = self.space.floor();
         let target = need
             .checked_add(need / 4)
             .ok_or(Error::Invalid("header too large"))?;
         let new_floor = align_up(target, PAGE)?.max(floor.saturating_mul(2));
+        self.move_out_of_header_region(new_floor)
+    }
+
+    /// Makes `[0, new_floor)` the header region, moving the objects that lie
+    /// there to free space. Their old bytes stay intact until the new header
+    /// overwrites them, after the commit record that references their new
+    /// places is durable.
+    fn move_out_of_header_region(&mut self, new_floor: u64) -> Result<()> {
         self.space.raise_floor(new_floor);
         let movers: Vec<String> = self
             .objects
@@ -971,78 +1006,194 @@ impl Writer {
         }
         // No reader: nothing older than the committed header is referenced.
         self.space.committed(false);
+        // Spare capacity goes back; empty objects give up their extents (the
+        // committed header gives them offset 0 already).
         for o in self.objects.values_mut() {
             o.committed = o.len;
+            if o.len == 0 {
+                self.space.free(o.offset, o.offset + o.cap);
+                o.offset = 0;
+                o.cap = 0;
+            } else if o.cap > o.len {
+                self.space.free(o.offset + o.len, o.offset + o.cap);
+                o.cap = o.len;
+            }
         }
-        // The header region, with room for the header to change during
-        // compaction (a generation digit; a parked offset may take one more).
-        let margin = 64 + 2 * self.objects.len() as u64;
-        let floor = align_up(self.header_len + margin, SMALL_ALIGN)?.min(self.space.floor());
-        self.space.lower_floor(floor);
-        let mut order: Vec<(u64, String)> = self
+        self.space.trim();
+        // The header region must hold every header written while compacting:
+        // each offset may take as many digits as the largest one can have.
+        let json_len = self.header(self.generation + 1).to_json()?.len() as u64;
+        let widest = digits(before.saturating_mul(3).saturating_add(CHUNK));
+        let widening: u64 = self
             .objects
-            .iter()
-            .filter(|(_, o)| o.cap > 0)
-            .map(|(k, o)| (o.offset, k.clone()))
-            .collect();
-        order.sort_unstable();
-        let mut targets = Vec::with_capacity(order.len());
-        let mut pos = floor;
-        for (_, key) in order {
-            let len = self.objects[&key].len;
-            if len == 0 {
-                let o = self.objects[&key].clone();
-                Writer::release(&mut self.space, &o);
-                if let Some(o) = self.objects.get_mut(&key) {
-                    *o = Object {
-                        offset: 0,
-                        cap: 0,
-                        committed: 0,
-                        ..o.clone()
-                    };
-                }
-                self.dirty = true;
-                continue;
+            .values()
+            .filter(|o| o.len > 0)
+            .map(|o| widest.saturating_sub(digits(o.offset)))
+            .sum();
+        let need = PREFIX_LEN + json_len + widening + 24;
+        let min_floor = align_up(need, SMALL_ALIGN)?;
+        // Room the header region may keep when that spares moving data.
+        let max_floor = min_floor + (min_floor / 4).max(PAGE);
+        let mut keys: Vec<String> = Vec::new();
+        let mut extents: Vec<(u64, u64)> = Vec::new();
+        for (k, o) in &self.objects {
+            if o.len > 0 {
+                keys.push(k.clone());
+                extents.push((o.offset, o.len));
             }
-            let t = align_up(pos, align_for(len))?;
-            pos = t + len;
-            targets.push((key, t));
         }
-        // Phase 1: straight to the target when it is free, else past the end.
-        let mut parked = Vec::new();
-        for (key, t) in targets {
-            let o = self.objects[&key].clone();
-            if o.offset == t {
-                if o.cap > o.len {
-                    self.space.free(t + o.len, t + o.cap);
-                    if let Some(o) = self.objects.get_mut(&key) {
-                        o.cap = o.len;
-                    }
+        // Packed already, with a header region at most twice the least it
+        // can be: nothing to do (and a second compaction does nothing).
+        let floor = self.space.floor();
+        if !(floor <= min_floor.saturating_mul(2) && packed(floor, &mut extents.clone())?) {
+            if min_floor > floor {
+                // Rare: the header may outgrow its region meanwhile.
+                self.move_out_of_header_region(min_floor)?;
+                self.commit()?;
+                for (i, k) in keys.iter().enumerate() {
+                    extents[i].0 = self.objects[k].offset;
                 }
-                continue;
             }
-            let at = if self.space.take(t, t + o.len) {
-                t
+            let (floor, plan) = self.choose_plan(&extents, min_floor, max_floor)?;
+            if floor < self.space.floor() {
+                self.space.lower_floor(floor);
             } else {
-                parked.push((key.clone(), t));
-                self.space.alloc_past_end(o.len, align_for(o.len))?
-            };
-            self.relocate(&key, &o, at)?;
-        }
-        self.dirty = true;
-        self.commit()?;
-        fault::point("compact-between");
-        // Phase 2: the parked objects' targets are free now.
-        if !parked.is_empty() {
-            for (key, t) in parked {
-                let o = self.objects[&key].clone();
-                if self.space.take(t, t + o.len) {
-                    self.relocate(&key, &o, t)?;
+                self.space.raise_floor(floor);
+            }
+            for (round, moves) in plan.rounds.iter().enumerate() {
+                for &(i, to) in moves {
+                    let o = self.objects[&keys[i]].clone();
+                    if !self.space.take(to, to + o.len) {
+                        // Only a reader that opened meanwhile changes what
+                        // is free: stop with everything committed.
+                        self.commit()?;
+                        return Err(if lock::readers_present(&self.file)? {
+                            Error::Locked
+                        } else {
+                            Error::Internal("compaction plan and free space disagree")
+                        });
+                    }
+                    self.relocate(&keys[i], &o, to)?;
+                }
+                self.commit()?;
+                if round == 0 {
+                    fault::point("compact-between");
                 }
             }
-            self.commit()?;
+        }
+        self.space.trim();
+        let size = align_up(self.space.end(), PAGE)?;
+        if size < self.file_len {
+            lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(size)?))?;
+            self.file_len = size;
         }
         Ok((before, self.file_len))
+    }
+
+    /// The cheapest compaction plan with a header region of `min_floor` to
+    /// `max_floor` bytes (DESIGN.md, "Compaction"): the region ends where
+    /// the objects already start, or where the gap the tightest plan could
+    /// not close begins, or as low as it may.
+    fn choose_plan(
+        &self,
+        extents: &[(u64, u64)],
+        min_floor: u64,
+        max_floor: u64,
+    ) -> Result<(u64, compact::Plan)> {
+        let commit_cost = self.header_len.saturating_mul(2).saturating_add(CHUNK);
+        let plan_at = |floor: u64, order: compact::Order, low: bool, limit: compact::Limit| {
+            let mut space = self.space.clone();
+            if floor < space.floor() {
+                space.lower_floor(floor);
+            } else {
+                space.raise_floor(floor);
+            }
+            let how = compact::How {
+                order,
+                park_low: low,
+                commit_cost,
+                align: align_for,
+                limit,
+            };
+            compact::plan(&space, extents, floor, &how)
+        };
+        let orders = [
+            compact::Order::Tail,
+            compact::Order::Fill,
+            compact::Order::Slide,
+        ];
+        // No object may lie below the header region's end.
+        let first = extents.iter().map(|e| e.0).min().unwrap_or(u64::MAX);
+        let max_floor = max_floor.min(first);
+        // The region may end where the objects start already, or take the
+        // gap a first round could not close in front of the first object
+        // that stays; or it is as small as it can be.
+        let mut floors = Vec::new();
+        if (min_floor..=max_floor).contains(&first) && first % SMALL_ALIGN == 0 {
+            floors.push(first);
+        }
+        let probe = compact::Limit {
+            rounds: 1,
+            cost: u64::MAX,
+        };
+        for order in orders {
+            if let Ok(Some(plan)) = plan_at(min_floor, order, false, probe) {
+                let shifted = align_up(min_floor + plan.first_residual, SMALL_ALIGN)?;
+                if plan.first_residual > 0 && shifted <= max_floor && !floors.contains(&shifted) {
+                    floors.push(shifted);
+                }
+            }
+        }
+        if !floors.contains(&min_floor) {
+            floors.push(min_floor);
+        }
+        // The cheapest plan that never takes the data past the file's end;
+        // if all do, the cheapest with growth counting four times. The
+        // result's size counts too: a byte saved is worth copying
+        // SIZE_WEIGHT bytes.
+        let mut best: Option<((bool, u64), u64, compact::Plan)> = None;
+        for &floor in &floors {
+            for order in orders {
+                for low in [false, true] {
+                    let limit = compact::Limit {
+                        rounds: usize::MAX,
+                        // Only a plan that does not grow the file can be
+                        // beaten by cost alone.
+                        cost: match &best {
+                            Some(((false, cost), _, _)) => *cost,
+                            _ => u64::MAX,
+                        },
+                    };
+                    // A strategy that cannot finish leaves it to the others.
+                    let plan = match plan_at(floor, order, low, limit) {
+                        Ok(Some(plan)) => plan,
+                        Ok(None) | Err(Error::Internal(_)) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let growth = plan.peak.saturating_sub(self.file_len);
+                    let size = align_up(plan.end, PAGE)?;
+                    let cost = (
+                        growth > 0,
+                        plan.cost(commit_cost)
+                            .saturating_add(growth.saturating_mul(4))
+                            .saturating_add(size.saturating_mul(SIZE_WEIGHT)),
+                    );
+                    let better = match &best {
+                        Some(b) => cost < b.0,
+                        None => true,
+                    };
+                    if better {
+                        best = Some((cost, floor, plan));
+                    }
+                    if growth == 0 {
+                        // Parking low only helps a plan that grows the file.
+                        break;
+                    }
+                }
+            }
+        }
+        let (_, floor, plan) = best.ok_or(Error::Internal("no compaction plan"))?;
+        Ok((floor, plan))
     }
 
     /// Copies object `key` (currently `o`) to `[at, at + len)`, which the
