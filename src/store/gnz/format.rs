@@ -8,12 +8,13 @@
 //! holds (plus a constant factor for the parsed JSON). A file that is not a
 //! valid GNZ file is `Error::Format` (`NC_ENOTNC`).
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write as _};
 use std::os::unix::fs::FileExt;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
@@ -201,121 +202,277 @@ pub struct Header {
     pub arrays: Vec<Array>,
 }
 
+/// libzmap's commit counter in a header's metadata
+/// (`metadata.zmap.generation`), 0 if absent.
+pub fn generation_of(metadata: &Map<String, Value>) -> u64 {
+    metadata
+        .get("zmap")
+        .and_then(|z| z.get("generation"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
 impl Header {
     /// libzmap's commit counter (`metadata.zmap.generation`), 0 if absent.
     pub fn generation(&self) -> u64 {
-        self.metadata
-            .get("zmap")
-            .and_then(|z| z.get("generation"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
+        generation_of(&self.metadata)
     }
 
     /// Parses the header JSON of a file of `file_len` bytes whose header
     /// takes bytes `0..8 + json.len()`, checking every array against it.
     pub fn parse(json: &[u8], file_len: u64) -> Result<Header> {
-        let value: Value =
-            serde_json::from_slice(json).map_err(|e| bad(format!("header is not JSON: {e}")))?;
-        let Value::Object(top) = value else {
-            return Err(bad("header is not a JSON object"));
-        };
-        let mut header = Header::default();
-        let mut arrays = None;
-        for (name, value) in top {
-            match name.as_str() {
-                "version" => match value.as_u64() {
-                    Some(VERSION) => {}
-                    _ => return Err(bad(format!("unsupported GNZ version {value}"))),
-                },
-                "metadata" => match value {
-                    Value::Object(m) => header.metadata = m,
-                    _ => return Err(bad("'metadata' is not an object")),
-                },
-                "arrays" => match value {
-                    Value::Object(a) => arrays = Some(a),
-                    _ => return Err(bad("'arrays' is not an object")),
-                },
-                _ => {
-                    header.extra.insert(name, value);
-                }
-            }
-        }
-        let header_end = PREFIX_LEN + json.len() as u64;
-        for (name, info) in arrays.unwrap_or_default() {
-            header.arrays.push(parse_array(name, &info, file_len)?);
-        }
-        check_overlaps(&header.arrays, header_end)?;
-        Ok(header)
+        Ok(parse_header(json, file_len)?.into_owned())
     }
 
     /// The header as JSON: keys sorted at every level and the separators and
     /// escapes of Python's `json.dumps(..., sort_keys=True)`, like the
     /// original writer.
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        let mut top = self.extra.clone();
-        let mut arrays = Map::new();
-        for a in &self.arrays {
-            let mut entry = Map::new();
-            entry.insert("dtype".into(), Value::String(a.dtype.clone()));
-            entry.insert("offset".into(), Value::Number(Number::from(a.offset)));
-            entry.insert("order".into(), Value::String(a.order.clone()));
-            entry.insert(
-                "shape".into(),
-                Value::Array(a.shape.iter().map(|&d| Value::Number(d.into())).collect()),
-            );
-            arrays.insert(a.name.clone(), Value::Object(entry));
-        }
-        top.insert("arrays".into(), Value::Object(arrays));
-        top.insert("metadata".into(), Value::Object(self.metadata.clone()));
-        top.insert("version".into(), Value::Number(VERSION.into()));
-        let mut out = String::new();
-        write_value(&mut out, &Value::Object(top));
-        if out.len() as u64 > MAX_HEADER_LEN {
-            return Err(Error::Invalid("GNZ header would exceed 1 GiB"));
-        }
-        Ok(out.into_bytes())
+        let mut arrays: Vec<ArrayOut<'_>> = self
+            .arrays
+            .iter()
+            .map(|a| ArrayOut {
+                name: &a.name,
+                offset: a.offset,
+                dtype: &a.dtype,
+                order: &a.order,
+                shape: &a.shape,
+            })
+            .collect();
+        // Sorted by name; of two arrays of one name the last one counts.
+        arrays.reverse();
+        arrays.sort_by(|a, b| a.name.cmp(b.name));
+        arrays.dedup_by(|later, earlier| later.name == earlier.name);
+        let mut out = Vec::new();
+        write_header(&mut out, &self.metadata, &self.extra, arrays.into_iter())?;
+        Ok(out)
     }
 }
 
-fn parse_array(name: String, info: &Value, file_len: u64) -> Result<Array> {
-    let what = |field: &str| bad(format!("array {name:?}: bad or missing '{field}'"));
-    let Value::Object(info) = info else {
-        return Err(bad(format!("array {name:?} is not an object")));
-    };
-    let offset = info
-        .get("offset")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| what("offset"))?;
-    let dtype = info
-        .get("dtype")
-        .and_then(Value::as_str)
-        .ok_or_else(|| what("dtype"))?
-        .to_string();
-    let order = match info.get("order") {
-        None => "C".to_string(),
-        Some(Value::String(o)) if o == "C" || o == "F" => o.clone(),
-        Some(_) => return Err(what("order")),
-    };
-    let Some(Value::Array(dims)) = info.get("shape") else {
-        return Err(what("shape"));
-    };
-    if dims.len() > MAX_NDIM {
-        return Err(what("shape"));
-    }
-    let mut shape = Vec::with_capacity(dims.len());
-    for d in dims {
-        match d.as_u64() {
-            Some(d) if d <= MAX_FILE_OFFSET => shape.push(d),
-            _ => return Err(what("shape")),
+/// An array's shape: one dimension inline (every libzmap object), more on
+/// the heap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shape {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Shape {
+    pub fn as_slice(&self) -> &[u64] {
+        match self {
+            Shape::One(d) => std::slice::from_ref(d),
+            Shape::Many(v) => v,
         }
     }
-    let itemsize = dtype_itemsize(&dtype).map_err(|e| bad(format!("array {name:?}: {e}")))?;
+}
+
+/// One entry of `arrays`, validated, borrowing from the JSON where it can.
+#[derive(Clone, Debug)]
+pub struct ArrayRef<'a> {
+    pub name: Cow<'a, str>,
+    pub offset: u64,
+    pub shape: Shape,
+    pub dtype: Cow<'a, str>,
+    /// `"C"` (also when the file leaves it out) or `"F"`.
+    pub order: &'static str,
+    /// `prod(shape) * itemsize`.
+    pub nbytes: u64,
+}
+
+impl ArrayRef<'_> {
+    /// `"|u1"`, `[nbytes]`, `"C"`: how libzmap writes every object.
+    pub fn is_plain(&self) -> bool {
+        self.dtype == "|u1" && self.order == "C" && self.shape == Shape::One(self.nbytes)
+    }
+}
+
+/// A parsed, validated header that borrows from its JSON.
+#[derive(Clone, Debug, Default)]
+pub struct Parsed<'a> {
+    pub metadata: Map<String, Value>,
+    pub extra: Map<String, Value>,
+    /// The arrays, in the file's order (one per name).
+    pub arrays: Vec<ArrayRef<'a>>,
+    /// True if the names are in strictly increasing order (as writers that
+    /// sort their keys write them).
+    pub sorted: bool,
+}
+
+impl Parsed<'_> {
+    pub fn generation(&self) -> u64 {
+        generation_of(&self.metadata)
+    }
+
+    pub fn into_owned(self) -> Header {
+        Header {
+            metadata: self.metadata,
+            extra: self.extra,
+            arrays: self
+                .arrays
+                .into_iter()
+                .map(|a| Array {
+                    name: a.name.into_owned(),
+                    offset: a.offset,
+                    shape: a.shape.as_slice().to_vec(),
+                    dtype: a.dtype.into_owned(),
+                    order: a.order.to_string(),
+                    nbytes: a.nbytes,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A member seen in the JSON: absent, of a usable value, or not (only the
+/// last of equal names counts, as in any JSON object).
+#[derive(Clone, Debug)]
+enum Field<T> {
+    Missing,
+    Valid(T),
+    Invalid,
+}
+
+/// An `arrays` entry as read, checked once duplicates are settled.
+#[derive(Debug)]
+struct RawArray<'a> {
+    name: Cow<'a, str>,
+    /// `None`: the entry is not an object.
+    fields: Option<RawFields<'a>>,
+}
+
+#[derive(Debug)]
+struct RawFields<'a> {
+    offset: Field<u64>,
+    dtype: Field<Cow<'a, str>>,
+    order: Field<&'static str>,
+    shape: Field<Shape>,
+}
+
+/// Parses the header JSON of a file of `file_len` bytes whose header takes
+/// bytes `0..8 + json.len()`, checking every array against it. One pass
+/// over the bytes: names and dtypes are borrowed unless they hold escapes;
+/// `metadata` and unknown members are parsed by serde_json into `Value`s.
+/// Accepts exactly what `serde_json` accepts as JSON.
+pub fn parse_header(json: &[u8], file_len: u64) -> Result<Parsed<'_>> {
+    let mut p = JsonParser { b: json, i: 0 };
+    p.ws();
+    if p.peek() != Some(b'{') {
+        // Not an object; a JSON error if it is not JSON at all.
+        p.any()?;
+        p.end()?;
+        return Err(bad("header is not a JSON object"));
+    }
+    p.i += 1;
+    let mut version = Field::Missing;
+    let mut metadata = Field::Missing;
+    let mut arrays: Field<(Vec<RawArray<'_>>, bool)> = Field::Missing;
+    let mut extra = Map::new();
+    if !p.eat(b'}') {
+        loop {
+            let name = p.key()?;
+            match &*name {
+                "version" => version = p.unsigned()?,
+                "metadata" => {
+                    metadata = match p.any()? {
+                        Value::Object(m) => Field::Valid(m),
+                        _ => Field::Invalid,
+                    }
+                }
+                "arrays" => arrays = p.arrays()?,
+                _ => {
+                    let value = p.any()?;
+                    extra.insert(name.into_owned(), value);
+                }
+            }
+            if !p.next_member(b'}')? {
+                break;
+            }
+        }
+    }
+    p.end()?;
+    match version {
+        Field::Missing | Field::Valid(VERSION) => {}
+        Field::Valid(v) => return Err(bad(format!("unsupported GNZ version {v}"))),
+        Field::Invalid => return Err(bad("unsupported GNZ version")),
+    }
+    let metadata = match metadata {
+        Field::Missing => Map::new(),
+        Field::Valid(m) => m,
+        Field::Invalid => return Err(bad("'metadata' is not an object")),
+    };
+    let (raw, sorted) = match arrays {
+        Field::Missing => (Vec::new(), true),
+        Field::Valid(a) => a,
+        Field::Invalid => return Err(bad("'arrays' is not an object")),
+    };
+    let raw = if sorted { raw } else { settle_duplicates(raw) };
+    let mut arrays = Vec::with_capacity(raw.len());
+    for a in raw {
+        arrays.push(check_array(a, file_len)?);
+    }
+    check_overlaps(&arrays, PREFIX_LEN + json.len() as u64)?;
+    Ok(Parsed {
+        metadata,
+        extra,
+        arrays,
+        sorted,
+    })
+}
+
+/// Of several entries of one name, the last counts, in the place of the
+/// first (a JSON object read into an insertion-ordered map).
+fn settle_duplicates(raw: Vec<RawArray<'_>>) -> Vec<RawArray<'_>> {
+    let mut place: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(raw.len());
+    let mut out: Vec<RawArray<'_>> = Vec::with_capacity(raw.len());
+    for a in raw {
+        match place.get(&a.name) {
+            Some(&i) => out[i] = a,
+            None => {
+                place.insert(a.name.clone(), out.len());
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// Item sizes of the dtypes seen most, without parsing them.
+fn itemsize(dtype: &str) -> Result<u64> {
+    match dtype {
+        "|u1" | "|i1" | "|b1" => Ok(1),
+        "<f8" | "<i8" | "<u8" => Ok(8),
+        "<f4" | "<i4" | "<u4" => Ok(4),
+        _ => dtype_itemsize(dtype),
+    }
+}
+
+fn check_array(a: RawArray<'_>, file_len: u64) -> Result<ArrayRef<'_>> {
+    let name = a.name;
+    let what = |field: &str| bad(format!("array {name:?}: bad or missing '{field}'"));
+    let Some(f) = a.fields else {
+        return Err(bad(format!("array {name:?} is not an object")));
+    };
+    let Field::Valid(offset) = f.offset else {
+        return Err(what("offset"));
+    };
+    let Field::Valid(dtype) = f.dtype else {
+        return Err(what("dtype"));
+    };
+    let order = match f.order {
+        Field::Missing => "C",
+        Field::Valid(o) => o,
+        Field::Invalid => return Err(what("order")),
+    };
+    let Field::Valid(shape) = f.shape else {
+        return Err(what("shape"));
+    };
+    let itemsize = itemsize(&dtype).map_err(|e| bad(format!("array {name:?}: {e}")))?;
+    let dims = shape.as_slice();
     // An empty dimension makes the array empty, whatever the others say.
-    let nbytes = if shape.contains(&0) {
+    let nbytes = if dims.contains(&0) {
         0
     } else {
-        shape
-            .iter()
+        dims.iter()
             .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
             .filter(|&n| n <= MAX_FILE_OFFSET)
             .ok_or_else(|| bad(format!("array {name:?}: size overflows")))?
@@ -328,7 +485,7 @@ fn parse_array(name: String, info: &Value, file_len: u64) -> Result<Array> {
             )))
         }
     }
-    Ok(Array {
+    Ok(ArrayRef {
         name,
         offset,
         shape,
@@ -339,84 +496,573 @@ fn parse_array(name: String, info: &Value, file_len: u64) -> Result<Array> {
 }
 
 /// Non-empty arrays may not overlap one another nor the header.
-fn check_overlaps(arrays: &[Array], header_end: u64) -> Result<()> {
-    let mut extents: Vec<(u64, u64, &str)> = arrays
+fn check_overlaps(arrays: &[ArrayRef<'_>], header_end: u64) -> Result<()> {
+    let mut extents: Vec<(u64, u64, usize)> = arrays
         .iter()
-        .filter(|a| a.nbytes > 0)
-        .map(|a| (a.offset, a.offset + a.nbytes, a.name.as_str()))
+        .enumerate()
+        .filter(|(_, a)| a.nbytes > 0)
+        .map(|(i, a)| (a.offset, a.offset + a.nbytes, i))
         .collect();
     extents.sort_unstable();
     let mut prev_end = header_end;
-    let mut prev_name = "the header";
-    for (start, end, name) in extents {
+    let mut prev: Option<usize> = None;
+    for (start, end, i) in extents {
         if start < prev_end {
-            return Err(bad(format!("array {name:?} overlaps {prev_name}")));
+            let other = match prev {
+                Some(j) => format!("{:?}", arrays[j].name),
+                None => "the header".to_string(),
+            };
+            return Err(bad(format!("array {:?} overlaps {other}", arrays[i].name)));
         }
         prev_end = end;
-        prev_name = name;
+        prev = Some(i);
     }
     Ok(())
 }
 
+// ---- reading JSON ---------------------------------------------------------------
+
+/// The JSON of a header, read in one pass. What it does not model itself
+/// (metadata, unknown members) goes through serde_json, so the grammar
+/// accepted is serde_json's; the structure around is checked here with the
+/// same rules (RFC 8259; strings valid UTF-8 without raw control characters,
+/// escapes with paired surrogates; nothing after the top-level value).
+struct JsonParser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+fn syntax(at: usize) -> Error {
+    bad(format!("header is not JSON (at byte {at})"))
+}
+
+impl<'a> JsonParser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// Skips whitespace, then takes `c` if it comes next.
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<()> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(syntax(self.i))
+        }
+    }
+
+    /// After a member or element: true if another follows (`,`), false at
+    /// `close`.
+    fn next_member(&mut self, close: u8) -> Result<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(syntax(self.i)),
+        }
+    }
+
+    /// Nothing but whitespace left.
+    fn end(&mut self) -> Result<()> {
+        self.ws();
+        if self.i == self.b.len() {
+            Ok(())
+        } else {
+            Err(syntax(self.i))
+        }
+    }
+
+    /// A member name and its colon.
+    fn key(&mut self) -> Result<Cow<'a, str>> {
+        self.ws();
+        let name = self.string()?;
+        self.expect(b':')?;
+        Ok(name)
+    }
+
+    /// A string at the current byte (after whitespace).
+    fn string(&mut self) -> Result<Cow<'a, str>> {
+        if self.peek() != Some(b'"') {
+            return Err(syntax(self.i));
+        }
+        self.i += 1;
+        let start = self.i;
+        // The common case: no escape, borrowed.
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    let raw = &self.b[start..self.i];
+                    self.i += 1;
+                    return std::str::from_utf8(raw)
+                        .map(Cow::Borrowed)
+                        .map_err(|_| syntax(start));
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) | None => return Err(syntax(self.i)),
+                Some(_) => self.i += 1,
+            }
+        }
+        let mut out =
+            String::from(std::str::from_utf8(&self.b[start..self.i]).map_err(|_| syntax(start))?);
+        loop {
+            let run = self.i;
+            loop {
+                match self.peek() {
+                    Some(b'"' | b'\\') => break,
+                    Some(0..=0x1f) | None => return Err(syntax(self.i)),
+                    Some(_) => self.i += 1,
+                }
+            }
+            out.push_str(std::str::from_utf8(&self.b[run..self.i]).map_err(|_| syntax(run))?);
+            if self.peek() == Some(b'"') {
+                self.i += 1;
+                return Ok(Cow::Owned(out));
+            }
+            // An escape.
+            self.i += 1;
+            let c = self.peek().ok_or_else(|| syntax(self.i))?;
+            self.i += 1;
+            match c {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => {
+                    let n = self.hex4()?;
+                    let c = match n {
+                        0xDC00..=0xDFFF => return Err(syntax(self.i)),
+                        0xD800..=0xDBFF => {
+                            if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+                                return Err(syntax(self.i));
+                            }
+                            self.i += 2;
+                            let n2 = self.hex4()?;
+                            if !(0xDC00..=0xDFFF).contains(&n2) {
+                                return Err(syntax(self.i));
+                            }
+                            0x1_0000 + ((n - 0xD800) << 10 | (n2 - 0xDC00))
+                        }
+                        n => n,
+                    };
+                    out.push(char::from_u32(c).ok_or_else(|| syntax(self.i))?);
+                }
+                _ => return Err(syntax(self.i)),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32> {
+        let digits = self
+            .b
+            .get(self.i..self.i + 4)
+            .ok_or_else(|| syntax(self.i))?;
+        let mut n = 0;
+        for &d in digits {
+            let v = (d as char).to_digit(16).ok_or_else(|| syntax(self.i))?;
+            n = n << 4 | v;
+        }
+        self.i += 4;
+        Ok(n)
+    }
+
+    /// A number at the current byte: `Some` if it is an integer without
+    /// sign, fraction or exponent that fits a `u64`, `None` for any other.
+    fn number(&mut self) -> Result<Option<u64>> {
+        let start = self.i;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.i += 1;
+        }
+        let mut value: Option<u64> = Some(0);
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    value = value
+                        .and_then(|v| v.checked_mul(10))
+                        .and_then(|v| v.checked_add(u64::from(d - b'0')));
+                    self.i += 1;
+                }
+            }
+            _ => return Err(syntax(start)),
+        }
+        let mut integer = !negative;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            integer = false;
+            self.digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.digits()?;
+        }
+        Ok(value.filter(|_| integer))
+    }
+
+    /// One or more digits.
+    fn digits(&mut self) -> Result<()> {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        if self.i == start {
+            Err(syntax(start))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Any value, by serde_json.
+    fn any(&mut self) -> Result<Value> {
+        let mut values =
+            serde_json::Deserializer::from_slice(&self.b[self.i..]).into_iter::<Value>();
+        match values.next() {
+            Some(Ok(value)) => {
+                self.i += values.byte_offset();
+                Ok(value)
+            }
+            Some(Err(e)) => Err(bad(format!("header is not JSON: {e}"))),
+            None => Err(syntax(self.i)),
+        }
+    }
+
+    /// A value that should be a non-negative integer.
+    fn unsigned(&mut self) -> Result<Field<u64>> {
+        self.ws();
+        match self.peek() {
+            Some(b'-' | b'0'..=b'9') => Ok(match self.number()? {
+                Some(v) => Field::Valid(v),
+                None => Field::Invalid,
+            }),
+            _ => {
+                self.any()?;
+                Ok(Field::Invalid)
+            }
+        }
+    }
+
+    /// A value that should be a string.
+    fn text(&mut self) -> Result<Field<Cow<'a, str>>> {
+        self.ws();
+        if self.peek() == Some(b'"') {
+            Ok(Field::Valid(self.string()?))
+        } else {
+            self.any()?;
+            Ok(Field::Invalid)
+        }
+    }
+
+    /// The `arrays` member's value; the flag says whether its names come
+    /// sorted (strictly increasing, so also without duplicates).
+    fn arrays(&mut self) -> Result<Field<(Vec<RawArray<'a>>, bool)>> {
+        self.ws();
+        if self.peek() != Some(b'{') {
+            self.any()?;
+            return Ok(Field::Invalid);
+        }
+        self.i += 1;
+        let mut out: Vec<RawArray<'a>> = Vec::new();
+        let mut sorted = true;
+        if self.eat(b'}') {
+            return Ok(Field::Valid((out, sorted)));
+        }
+        loop {
+            let name = self.key()?;
+            if let Some(prev) = out.last() {
+                sorted &= prev.name < name;
+            }
+            let fields = self.entry()?;
+            out.push(RawArray { name, fields });
+            if !self.next_member(b'}')? {
+                return Ok(Field::Valid((out, sorted)));
+            }
+        }
+    }
+
+    /// One array's description (`None` if it is not an object).
+    fn entry(&mut self) -> Result<Option<RawFields<'a>>> {
+        self.ws();
+        if self.peek() != Some(b'{') {
+            self.any()?;
+            return Ok(None);
+        }
+        self.i += 1;
+        let mut f = RawFields {
+            offset: Field::Missing,
+            dtype: Field::Missing,
+            order: Field::Missing,
+            shape: Field::Missing,
+        };
+        if self.eat(b'}') {
+            return Ok(Some(f));
+        }
+        loop {
+            let name = self.key()?;
+            match &*name {
+                "offset" => f.offset = self.unsigned()?,
+                "dtype" => f.dtype = self.text()?,
+                "order" => {
+                    f.order = match self.text()? {
+                        Field::Valid(o) if o == "C" => Field::Valid("C"),
+                        Field::Valid(o) if o == "F" => Field::Valid("F"),
+                        _ => Field::Invalid,
+                    }
+                }
+                "shape" => f.shape = self.shape()?,
+                _ => {
+                    self.any()?;
+                }
+            }
+            if !self.next_member(b'}')? {
+                return Ok(Some(f));
+            }
+        }
+    }
+
+    /// A shape: at most MAX_NDIM integers that a file offset can hold.
+    fn shape(&mut self) -> Result<Field<Shape>> {
+        self.ws();
+        if self.peek() != Some(b'[') {
+            self.any()?;
+            return Ok(Field::Invalid);
+        }
+        self.i += 1;
+        let mut dims: Vec<u64> = Vec::new();
+        let mut first = None;
+        let mut ndim = 0usize;
+        let mut valid = true;
+        if !self.eat(b']') {
+            loop {
+                let d = match self.unsigned()? {
+                    Field::Valid(d) if d <= MAX_FILE_OFFSET => d,
+                    _ => {
+                        valid = false;
+                        0
+                    }
+                };
+                ndim += 1;
+                if ndim > MAX_NDIM {
+                    valid = false;
+                } else if ndim == 1 {
+                    first = Some(d);
+                } else {
+                    if ndim == 2 {
+                        dims.extend(first);
+                    }
+                    dims.push(d);
+                }
+                if !self.next_member(b']')? {
+                    break;
+                }
+            }
+        }
+        Ok(match (valid, ndim, first) {
+            (false, _, _) => Field::Invalid,
+            (true, 1, Some(d)) => Field::Valid(Shape::One(d)),
+            (true, _, _) => Field::Valid(Shape::Many(dims)),
+        })
+    }
+}
+
 // ---- JSON output as Python writes it ---------------------------------------------
 
-fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
+/// One array to write.
+#[derive(Clone, Copy, Debug)]
+pub struct ArrayOut<'a> {
+    pub name: &'a str,
+    pub offset: u64,
+    pub dtype: &'a str,
+    pub order: &'a str,
+    pub shape: &'a [u64],
+}
+
+/// Appends the header JSON to `out`: `arrays` (given sorted by name),
+/// `metadata` and `version`, and the `extra` members, each object's keys
+/// sorted, with the separators and escapes of Python's
+/// `json.dumps(..., sort_keys=True)`, like the original writer.
+pub fn write_header<'a>(
+    out: &mut Vec<u8>,
+    metadata: &Map<String, Value>,
+    extra: &Map<String, Value>,
+    arrays: impl Iterator<Item = ArrayOut<'a>>,
+) -> Result<()> {
+    let start = out.len();
+    enum Top<'v> {
+        Arrays,
+        Metadata,
+        Version,
+        Extra(&'v Value),
+    }
+    let mut top: Vec<(&str, Top<'_>)> = vec![
+        ("arrays", Top::Arrays),
+        ("metadata", Top::Metadata),
+        ("version", Top::Version),
+    ];
+    for (k, v) in extra {
+        if !matches!(k.as_str(), "arrays" | "metadata" | "version") {
+            top.push((k, Top::Extra(v)));
         }
+    }
+    top.sort_by(|a, b| a.0.cmp(b.0));
+    let mut arrays = Some(arrays);
+    out.push(b'{');
+    for (i, (name, member)) in top.into_iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_string(out, name);
+        out.extend_from_slice(b": ");
+        match member {
+            Top::Arrays => {
+                out.push(b'{');
+                for (j, a) in arrays.take().into_iter().flatten().enumerate() {
+                    if j > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    write_array(out, &a);
+                    if out.len() - start > MAX_HEADER_LEN as usize {
+                        return Err(Error::Invalid("GNZ header would exceed 1 GiB"));
+                    }
+                }
+                out.push(b'}');
+            }
+            Top::Metadata => write_object(out, metadata),
+            Top::Version => write_u64(out, VERSION),
+            Top::Extra(v) => write_value(out, v),
+        }
+    }
+    out.push(b'}');
+    if out.len() - start > MAX_HEADER_LEN as usize {
+        return Err(Error::Invalid("GNZ header would exceed 1 GiB"));
+    }
+    Ok(())
+}
+
+/// `"NAME": {"dtype": ..., "offset": ..., "order": ..., "shape": [...]}`.
+fn write_array(out: &mut Vec<u8>, a: &ArrayOut<'_>) {
+    write_string(out, a.name);
+    out.extend_from_slice(b": {\"dtype\": ");
+    write_string(out, a.dtype);
+    out.extend_from_slice(b", \"offset\": ");
+    write_u64(out, a.offset);
+    out.extend_from_slice(b", \"order\": ");
+    write_string(out, a.order);
+    out.extend_from_slice(b", \"shape\": [");
+    for (i, &d) in a.shape.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_u64(out, d);
+    }
+    out.extend_from_slice(b"]}");
+}
+
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn write_object(out: &mut Vec<u8>, members: &Map<String, Value>) {
+    let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (name, item)) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        write_string(out, name);
+        out.extend_from_slice(b": ");
+        write_value(out, item);
+    }
+    out.push(b'}');
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::String(s) => write_string(out, s),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.extend_from_slice(b", ");
                 }
                 write_value(out, item);
             }
-            out.push(']');
+            out.push(b']');
         }
-        Value::Object(members) => {
-            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (name, item)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_string(out, name);
-                out.push_str(": ");
-                write_value(out, item);
-            }
-            out.push('}');
-        }
+        Value::Object(members) => write_object(out, members),
     }
 }
 
 /// A JSON string with Python's `ensure_ascii` escapes.
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\u{8}' => out.extend_from_slice(b"\\b"),
+                '\u{c}' => out.extend_from_slice(b"\\f"),
+                ' '..='~' => out.push(c as u8),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        let _ = write!(out, "\\u{unit:04x}");
+                    }
                 }
             }
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 // ---- whole files -------------------------------------------------------------------
@@ -430,8 +1076,8 @@ pub fn prefix(json_len: usize) -> Result<[u8; 8]> {
     Ok(p)
 }
 
-/// The header at offset 0: its JSON bytes and what they say.
-fn read_primary(source: &(impl Source + ?Sized), size: u64) -> Result<(Vec<u8>, Header)> {
+/// The JSON of the header at offset 0.
+fn read_primary(source: &(impl Source + ?Sized), size: u64) -> Result<Vec<u8>> {
     if size < PREFIX_LEN {
         return Err(bad("file too short for a GNZ header"));
     }
@@ -447,9 +1093,7 @@ fn read_primary(source: &(impl Source + ?Sized), size: u64) -> Result<(Vec<u8>, 
     if PREFIX_LEN + len > size {
         return Err(bad("header length past the end of the file"));
     }
-    let json = read_vec(source, PREFIX_LEN, len, size)?;
-    let header = Header::parse(&json, size)?;
-    Ok((json, header))
+    read_vec(source, PREFIX_LEN, len, size)
 }
 
 /// The commit record at the tail, if there is a valid one: its generation
@@ -479,27 +1123,31 @@ fn read_record(source: &(impl Source + ?Sized), size: u64) -> Result<Option<(u64
     Ok(Some((generation, json)))
 }
 
+/// The trailer of the commit record for `json` (see DESIGN.md).
+pub fn trailer(json: &[u8], generation: u64) -> [u8; TRAILER_LEN as usize] {
+    let mut t = [0u8; TRAILER_LEN as usize];
+    t[..8].copy_from_slice(RECORD_MAGIC);
+    t[8..16].copy_from_slice(&(json.len() as u64).to_le_bytes());
+    t[16..24].copy_from_slice(&generation.to_le_bytes());
+    let mut sum = Crc32::new();
+    sum.update(json);
+    sum.update(&t[..24]);
+    t[24..28].copy_from_slice(&sum.finish().to_le_bytes());
+    t
+}
+
 /// The commit record for `json` (see DESIGN.md): the JSON, then the trailer.
 pub fn record(json: &[u8], generation: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + TRAILER_LEN as usize);
     out.extend_from_slice(json);
-    let mut t = Vec::with_capacity(TRAILER_LEN as usize);
-    t.extend_from_slice(RECORD_MAGIC);
-    t.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    t.extend_from_slice(&generation.to_le_bytes());
-    let mut sum = Crc32::new();
-    sum.update(json);
-    sum.update(&t);
-    t.extend_from_slice(&sum.finish().to_le_bytes());
-    t.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&t);
+    out.extend_from_slice(&trailer(json, generation));
     out
 }
 
 /// The header a file stands for.
 #[derive(Debug)]
-pub struct Loaded {
-    pub header: Header,
+pub struct Loaded<T = Header> {
+    pub header: T,
     /// Its JSON, as it is (or must be) at offset 8.
     pub json: Vec<u8>,
     /// True when it came from the commit record because the header at 0 is
@@ -513,20 +1161,31 @@ pub struct Loaded {
 /// the tail holds a valid commit record at least as new that the header at 0
 /// does not match (a commit interrupted while rewriting the header).
 pub fn load(source: &(impl Source + ?Sized)) -> Result<Loaded> {
+    load_with(source, |parsed| Ok(parsed.into_owned()))
+}
+
+/// As [`load`], handing the chosen header, parsed (and borrowing its JSON),
+/// to `build`, whose result becomes `Loaded::header`.
+pub fn load_with<T>(
+    source: &(impl Source + ?Sized),
+    mut build: impl FnMut(Parsed<'_>) -> Result<T>,
+) -> Result<Loaded<T>> {
     let size = source.size()?;
-    let primary = read_primary(source, size);
-    let record = read_record(source, size)?;
-    if let Some((generation, json)) = record {
+    let primary_json = read_primary(source, size);
+    let primary = primary_json.as_ref().ok().map(|j| parse_header(j, size));
+    if let Some((generation, json)) = read_record(source, size)? {
         let stale = match &primary {
-            Ok((primary_json, header)) => {
-                generation > header.generation()
-                    || (generation == header.generation() && *primary_json != json)
+            Some(Ok(parsed)) => {
+                generation > parsed.generation()
+                    || (generation == parsed.generation()
+                        && primary_json.as_ref().ok() != Some(&json))
             }
-            Err(_) => true,
+            _ => true,
         };
         if stale {
-            if let Ok(header) = Header::parse(&json, size) {
-                if header.generation() == generation {
+            if let Ok(parsed) = parse_header(&json, size) {
+                if parsed.generation() == generation {
+                    let header = build(parsed)?;
                     return Ok(Loaded {
                         header,
                         json,
@@ -537,13 +1196,21 @@ pub fn load(source: &(impl Source + ?Sized)) -> Result<Loaded> {
             }
         }
     }
-    let (json, header) = primary?;
-    Ok(Loaded {
-        header,
-        json,
-        recovered: false,
-        size,
-    })
+    match primary {
+        Some(Ok(parsed)) => {
+            let header = build(parsed)?;
+            Ok(Loaded {
+                header,
+                json: primary_json?,
+                recovered: false,
+                size,
+            })
+        }
+        Some(Err(e)) => Err(e),
+        None => Err(primary_json
+            .err()
+            .unwrap_or(Error::Internal("no header at offset 0"))),
+    }
 }
 
 /// Parses a whole file held in memory (the fuzzing entry point).
@@ -556,8 +1223,10 @@ pub fn parse_file(bytes: &[u8]) -> Result<Loaded> {
 /// A running CRC-32.
 pub struct Crc32(u32);
 
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// Slicing-by-8 tables: `CRC_TABLES[0]` is the classic byte table, table
+/// `k` advances a byte's contribution by `k` more bytes.
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
@@ -570,10 +1239,20 @@ const CRC_TABLE: [u32; 256] = {
             };
             k += 1;
         }
-        table[i] = c;
+        t[0][i] = c;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    t
 };
 
 impl Crc32 {
@@ -581,9 +1260,23 @@ impl Crc32 {
         Crc32(!0)
     }
     pub fn update(&mut self, bytes: &[u8]) {
+        let t = &CRC_TABLES;
         let mut c = self.0;
-        for &b in bytes {
-            c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let lo = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) ^ c;
+            let hi = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+            c = t[7][(lo & 0xff) as usize]
+                ^ t[6][((lo >> 8) & 0xff) as usize]
+                ^ t[5][((lo >> 16) & 0xff) as usize]
+                ^ t[4][(lo >> 24) as usize]
+                ^ t[3][(hi & 0xff) as usize]
+                ^ t[2][((hi >> 8) & 0xff) as usize]
+                ^ t[1][((hi >> 16) & 0xff) as usize]
+                ^ t[0][(hi >> 24) as usize];
+        }
+        for &b in words.remainder() {
+            c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
         }
         self.0 = c;
     }
@@ -620,6 +1313,31 @@ mod tests {
         let mut c = Crc32::new();
         c.update(b"123456789");
         assert_eq!(c.finish(), 0xCBF4_3926);
+        // Eight bytes at a time or one: the same, in any split.
+        let data: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let bytewise = |bytes: &[u8]| {
+            let mut c = !0u32;
+            for &b in bytes {
+                c = CRC_TABLES[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+            }
+            !c
+        };
+        for (len, split) in [
+            (0, 0),
+            (1, 0),
+            (7, 3),
+            (8, 8),
+            (9, 1),
+            (100, 37),
+            (1000, 501),
+        ] {
+            let mut c = Crc32::new();
+            c.update(&data[..split]);
+            c.update(&data[split..len]);
+            assert_eq!(c.finish(), bytewise(&data[..len]), "{len} {split}");
+        }
     }
 
     #[test]
@@ -828,6 +1546,181 @@ mod tests {
                     assert!(a.offset + a.nbytes <= f.len() as u64);
                 }
             }
+        }
+    }
+
+    /// The header parser before the streaming one: everything through a
+    /// `serde_json::Value` tree. The streaming parser must accept exactly
+    /// what it accepts, with the same result.
+    fn reference_parse(json: &[u8], file_len: u64) -> Option<Header> {
+        let value: Value = serde_json::from_slice(json).ok()?;
+        let Value::Object(top) = value else {
+            return None;
+        };
+        let mut header = Header::default();
+        let mut arrays = None;
+        for (name, value) in top {
+            match name.as_str() {
+                "version" => {
+                    if value.as_u64() != Some(VERSION) {
+                        return None;
+                    }
+                }
+                "metadata" => header.metadata = value.as_object()?.clone(),
+                "arrays" => arrays = Some(value.as_object()?.clone()),
+                _ => {
+                    header.extra.insert(name, value);
+                }
+            }
+        }
+        for (name, info) in arrays.unwrap_or_default() {
+            let info = info.as_object()?;
+            let offset = info.get("offset")?.as_u64()?;
+            let dtype = info.get("dtype")?.as_str()?.to_string();
+            let order = match info.get("order") {
+                None => "C".to_string(),
+                Some(Value::String(o)) if o == "C" || o == "F" => o.clone(),
+                Some(_) => return None,
+            };
+            let dims = info.get("shape")?.as_array()?;
+            if dims.len() > MAX_NDIM {
+                return None;
+            }
+            let mut shape = Vec::new();
+            for d in dims {
+                shape.push(d.as_u64().filter(|&d| d <= MAX_FILE_OFFSET)?);
+            }
+            let itemsize = dtype_itemsize(&dtype).ok()?;
+            let nbytes = if shape.contains(&0) {
+                0
+            } else {
+                shape
+                    .iter()
+                    .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
+                    .filter(|&n| n <= MAX_FILE_OFFSET)?
+            };
+            if offset.checked_add(nbytes)? > file_len {
+                return None;
+            }
+            header.arrays.push(Array {
+                name,
+                offset,
+                shape,
+                dtype,
+                order,
+                nbytes,
+            });
+        }
+        let mut extents: Vec<(u64, u64)> = header
+            .arrays
+            .iter()
+            .filter(|a| a.nbytes > 0)
+            .map(|a| (a.offset, a.offset + a.nbytes))
+            .collect();
+        extents.sort_unstable();
+        let mut prev_end = PREFIX_LEN + json.len() as u64;
+        for (start, end) in extents {
+            if start < prev_end {
+                return None;
+            }
+            prev_end = end;
+        }
+        Some(header)
+    }
+
+    fn same_as_reference(json: &[u8], file_len: u64) {
+        let new = parse_header(json, file_len).map(Parsed::into_owned);
+        let old = reference_parse(json, file_len);
+        match (&new, &old) {
+            (Ok(n), Some(o)) => {
+                assert_eq!(n.arrays, o.arrays, "{}", String::from_utf8_lossy(json));
+                assert_eq!(n.metadata, o.metadata);
+                assert_eq!(n.extra, o.extra);
+            }
+            (Err(Error::Format(_)), None) => {}
+            _ => panic!(
+                "streaming {:?}, reference {:?}: {}",
+                new.map(|_| ()),
+                old.map(|_| ()),
+                String::from_utf8_lossy(json)
+            ),
+        }
+    }
+
+    #[test]
+    fn streaming_parser_accepts_what_serde_json_does() {
+        let headers = [
+            r#"{"arrays": {"/a": {"dtype": "<f8", "offset": 4096, "order": "C", "shape": [2, 3]}, "b": {"dtype": "|S4", "offset": 4144, "shape": []}, "/z": {"dtype": "<M8[ns]", "offset": 0, "shape": [0]}}, "metadata": {"zmap": {"generation": 3}, "x": [1.5, "\u00e9"]}, "version": 1}"#,
+            r#"{"version": 1, "x": {"y": null}, "arrays": {"/b\u0041\n": {"shape": [7], "order": "F", "offset": 5000, "dtype": "|u1", "other": [1, {"a": true}]}, "/a": {"dtype": "|u1", "offset": 4096, "shape": [10]}}, "metadata": {}}"#,
+            "{\"arrays\":{\"/q\":{\"dtype\":\"|u1\",\"offset\":4096,\"shape\":[1]},\"/q\":{\"dtype\":\"|u1\",\"offset\":4100,\"shape\":[2]}},\"version\":1,\"version\":1}",
+            "{}",
+            " { \"arrays\" : { } } ",
+        ];
+        let interesting = b"{}[]\":,0123456789-.eE\\u \t\n\x00\x7f\xc3\xa9\xffdDabF/";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for h in headers {
+            same_as_reference(h.as_bytes(), 9000);
+            for _ in 0..6000 {
+                let mut j = h.as_bytes().to_vec();
+                for _ in 0..1 + next() % 3 {
+                    if j.is_empty() {
+                        break;
+                    }
+                    let at = (next() % j.len() as u64) as usize;
+                    let c = interesting[(next() % interesting.len() as u64) as usize];
+                    match next() % 4 {
+                        0 => j[at] = c,
+                        1 => {
+                            j.remove(at);
+                        }
+                        2 => j.insert(at, c),
+                        _ => j.truncate(at),
+                    }
+                }
+                same_as_reference(&j, 9000);
+            }
+        }
+        // Surrogates, escapes and numbers at the edges.
+        for name in [
+            r#""\ud83d\ude00""#,
+            r#""\ud83d""#,
+            r#""\ude00""#,
+            r#""\ud83d\u0041""#,
+            r#""\u00""#,
+            r#""\x""#,
+            r#""a\/b""#,
+            r#""\uD83D\uDE00\u00E9""#,
+        ] {
+            let h = format!(
+                r#"{{"arrays": {{{name}: {{"dtype": "|u1", "offset": 4096, "shape": [1]}}}}}}"#
+            );
+            same_as_reference(h.as_bytes(), 9000);
+        }
+        for offset in [
+            "18446744073709551615",
+            "18446744073709551616",
+            "-0",
+            "0",
+            "01",
+            "1e3",
+            "4096.0",
+            "4096",
+            "4.096e3",
+            "-",
+            "1.",
+            "1e",
+            "1e+",
+        ] {
+            let h = format!(
+                r#"{{"arrays": {{"a": {{"dtype": "|u1", "offset": {offset}, "shape": [1]}}}}}}"#
+            );
+            same_as_reference(h.as_bytes(), u64::MAX);
         }
     }
 

@@ -7,11 +7,13 @@
 //! - `space`: the free-space allocator.
 //! - `lock`: the advisory locks (one writer, tracked readers).
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
+//! - `index`: the objects by key (store::tree over a slab).
 //! - `compact`: planning compaction (dry runs over a copy of the free space).
 //! - `fault`: test-only crash points (`ZMAP_GNZ_FAULT`).
 
 mod compact;
 pub mod format;
+mod index;
 mod lock;
 pub mod space;
 mod store;

@@ -2,10 +2,8 @@
 //! the commit protocol and compaction. DESIGN.md explains the why; this file
 //! is the how.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
-use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -15,7 +13,8 @@ use serde_json::{Map as JsonMap, Value};
 
 use super::compact;
 use super::fault;
-use super::format::{self, Array, Header, Loaded, PREFIX_LEN};
+use super::format::{self, ArrayOut, Loaded, Parsed, PREFIX_LEN};
+use super::index::{Index, Layout, Object};
 use super::lock;
 use super::space::{align_up, Space};
 use crate::error::{Error, Result};
@@ -38,51 +37,10 @@ const SIZE_WEIGHT: u64 = 1024;
 /// Buffer size for copying and zero-filling.
 const CHUNK: u64 = 1 << 20;
 
-/// The array description of an object written by another GNZ writer, kept
-/// while the object's length is unchanged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Layout {
-    dtype: String,
-    shape: Vec<u64>,
-    order: String,
-}
-
-/// Where an object's bytes are.
-#[derive(Clone, Debug)]
-struct Object {
-    /// Start of the extent (0 for an object without one).
-    offset: u64,
-    len: u64,
-    /// Bytes reserved at `offset`; `len <= cap`. Bytes past `len` are
-    /// undefined until written.
-    cap: u64,
-    /// Bytes `[offset, offset + committed)` may be referenced by the
-    /// committed header or by an open reader's snapshot: never written.
-    committed: u64,
-    /// The array's name in the file when it is not the key itself.
-    name: Option<String>,
-    layout: Option<Layout>,
-}
-
-impl Object {
-    fn empty() -> Object {
-        Object {
-            offset: 0,
-            len: 0,
-            cap: 0,
-            committed: 0,
-            name: None,
-            layout: None,
-        }
-    }
-}
-
-type Objects = BTreeMap<String, Object>;
-
 /// The gaps a committed header leaves: how many runs of bytes between the
 /// header and the end of the file no object references (alignment padding
 /// included), and how many bytes they hold. What compaction can give back.
-fn snapshot_gaps(objects: &Objects, header_len: u64, file_len: u64) -> (u64, u64) {
+fn snapshot_gaps(objects: &Index, header_len: u64, file_len: u64) -> (u64, u64) {
     let mut extents: Vec<(u64, u64)> = objects
         .values()
         .filter(|o| o.len > 0)
@@ -148,62 +106,109 @@ fn grow_target(old: u64, new: u64) -> u64 {
 
 // ---- the index ---------------------------------------------------------------
 
-/// True if `key` lies below an object or is a proper prefix of one.
-fn conflicts(objects: &Objects, key: &Key) -> bool {
-    if key.ancestors().any(|a| objects.contains_key(a)) {
-        return true;
-    }
-    let below = format!("{key}/");
-    objects
-        .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
-        .next()
-        .is_some_and(|(k, _)| k.starts_with(&below))
-}
-
 /// The key of an array name (gnz-format.md Part 2), if it has one.
 fn key_of(name: &str) -> Option<Key> {
-    let text = if name.starts_with('/') {
-        name.to_string()
+    let key = Key::parse(name.as_bytes()).ok()?;
+    let canonical = if name.starts_with('/') {
+        key.as_str() == name
     } else {
-        format!("/{name}")
+        key.as_str()[1..] == *name
     };
-    Key::parse(text.as_bytes())
-        .ok()
-        .filter(|k| k.as_str() == text && !k.is_root())
+    (canonical && !key.is_root()).then_some(key)
 }
 
-/// The objects of a header, and the names of the arrays that are not
-/// objects (not a valid key, or clashing with another array's key).
-fn build_index(header: &Header) -> (Objects, Vec<String>) {
-    let mut arrays: Vec<&Array> = header.arrays.iter().collect();
-    arrays.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    let mut objects = Objects::new();
+/// What the store takes from a loaded header.
+struct Built {
+    objects: Index,
+    /// The names of the arrays that are not objects (not a valid key, or
+    /// clashing with another array's key), and their extents.
+    skipped: Vec<String>,
+    foreign: Vec<(u64, u64)>,
+    /// How many arrays the header lists, and whether one of them is a
+    /// dataset marker at the top.
+    arrays: usize,
+    marked: bool,
+    metadata: JsonMap<String, Value>,
+    extra: JsonMap<String, Value>,
+    generation: u64,
+}
+
+/// The objects of a header (in name order, so that of two clashing arrays
+/// the same one is always skipped).
+fn build(parsed: Parsed<'_>) -> Result<Built> {
+    let generation = parsed.generation();
+    let arrays = &parsed.arrays;
+    let mut order: Vec<usize> = (0..arrays.len()).collect();
+    if !parsed.sorted {
+        order.sort_by(|&a, &b| arrays[a].name.cmp(&arrays[b].name));
+    }
+    let mut objects = Index::default();
     let mut skipped = Vec::new();
-    for a in arrays {
-        let Some(key) = key_of(&a.name) else {
-            skipped.push(a.name.clone());
+    let mut foreign = Vec::new();
+    let mut marked = false;
+    for i in order {
+        let a = &arrays[i];
+        let key = key_of(&a.name);
+        if let Some(k) = &key {
+            let top = &k.as_str()[1..];
+            marked |= !top.contains('/') && is_dataset_marker(top);
+        }
+        let Some(key) =
+            key.filter(|k| !objects.contains(k.as_str()) && objects.check_leaf(k.as_str()).is_ok())
+        else {
+            skipped.push(a.name.to_string());
+            if a.nbytes > 0 {
+                foreign.push((a.offset, a.offset + a.nbytes));
+            }
             continue;
         };
-        if objects.contains_key(key.as_str()) || conflicts(&objects, &key) {
-            skipped.push(a.name.clone());
-            continue;
-        }
-        let plain = a.dtype == "|u1" && a.shape == [a.nbytes] && a.order == "C";
         let object = Object {
             offset: if a.nbytes == 0 { 0 } else { a.offset },
             len: a.nbytes,
             cap: a.nbytes,
             committed: a.nbytes,
-            name: (a.name != key.as_str()).then(|| a.name.clone()),
-            layout: (!plain).then(|| Layout {
-                dtype: a.dtype.clone(),
-                shape: a.shape.clone(),
-                order: a.order.clone(),
+            name: (a.name != key.as_str()).then(|| a.name.as_ref().into()),
+            layout: (!a.is_plain()).then(|| {
+                Box::new(Layout {
+                    dtype: a.dtype.as_ref().into(),
+                    shape: a.shape.as_slice().to_vec(),
+                    order: a.order,
+                })
             }),
         };
-        objects.insert(key.as_str().to_string(), object);
+        objects.insert(key.as_str(), object);
     }
-    (objects, skipped)
+    Ok(Built {
+        objects,
+        skipped,
+        foreign,
+        arrays: arrays.len(),
+        marked,
+        metadata: parsed.metadata,
+        extra: parsed.extra,
+        generation,
+    })
+}
+
+/// An object as an array of the header.
+fn array_out<'a>(name: &'a str, o: &'a Object) -> ArrayOut<'a> {
+    let offset = if o.len == 0 { 0 } else { o.offset };
+    match &o.layout {
+        Some(l) => ArrayOut {
+            name,
+            offset,
+            dtype: &l.dtype,
+            order: l.order,
+            shape: &l.shape,
+        },
+        None => ArrayOut {
+            name,
+            offset,
+            dtype: "|u1",
+            order: "C",
+            shape: std::slice::from_ref(&o.len),
+        },
+    }
 }
 
 fn report_skipped(path: &Path, skipped: &[String]) {
@@ -222,43 +227,6 @@ fn report_skipped(path: &Path, skipped: &[String]) {
         path.display(),
         shown.join(", ")
     );
-}
-
-/// Immediate children of `prefix`: a skip-scan over the sorted keys.
-fn children_of(objects: &Objects, prefix: &Key) -> Vec<String> {
-    let base = if prefix.is_root() {
-        "/".to_string()
-    } else {
-        format!("{prefix}/")
-    };
-    let mut names = Vec::new();
-    let mut resume: Bound<String> = Bound::Included(base.clone());
-    loop {
-        let lower = match &resume {
-            Bound::Included(k) => Bound::Included(k.as_str()),
-            Bound::Excluded(k) => Bound::Excluded(k.as_str()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let Some((key, _)) = objects.range::<str, _>((lower, Bound::Unbounded)).next() else {
-            break;
-        };
-        let Some(rest) = key.strip_prefix(&base) else {
-            break;
-        };
-        match rest.find('/') {
-            None => {
-                names.push(rest.to_string());
-                resume = Bound::Excluded(key.clone());
-            }
-            Some(slash) => {
-                // Everything below base/name lies before base/name0.
-                let name = &rest[..slash];
-                names.push(name.to_string());
-                resume = Bound::Included(format!("{base}{name}0"));
-            }
-        }
-    }
-    names
 }
 
 // ---- file helpers ------------------------------------------------------------
@@ -288,7 +256,7 @@ enum State {
 }
 
 struct Reader {
-    objects: Objects,
+    objects: Index,
     map: Mmap,
     /// Holds the readers lock for the map's lifetime.
     file: File,
@@ -299,7 +267,10 @@ struct Reader {
 
 struct Writer {
     file: File,
-    objects: Objects,
+    objects: Index,
+    /// The header being committed: 8 bytes for its prefix, then its JSON
+    /// (kept between commits for its capacity).
+    buf: Vec<u8>,
     space: Space,
     metadata: JsonMap<String, Value>,
     extra: JsonMap<String, Value>,
@@ -336,16 +307,15 @@ impl GnzStore {
         }
         let file = open_file(&path, true)?;
         lock::lock_writer(&file)?;
-        let loaded = format::load(&file)?;
+        let loaded = format::load_with(&file, build)?;
         GnzStore::from_loaded(path, file, loaded)
     }
 
     /// A writer on a loaded file, or a reader when some arrays are not
     /// objects (the file is then read-only).
-    fn from_loaded(path: PathBuf, file: File, loaded: Loaded) -> Result<GnzStore> {
-        let (objects, skipped) = build_index(&loaded.header);
-        if !skipped.is_empty() {
-            report_skipped(&path, &skipped);
+    fn from_loaded(path: PathBuf, file: File, loaded: Loaded<Built>) -> Result<GnzStore> {
+        if !loaded.header.skipped.is_empty() {
+            report_skipped(&path, &loaded.header.skipped);
             lock::unlock_writer(&file)?;
             let reader = Reader::open(&path, file)?;
             return Ok(GnzStore {
@@ -353,7 +323,7 @@ impl GnzStore {
                 state: State::Reader(reader),
             });
         }
-        let writer = Writer::from_loaded(file, loaded, objects, &[])?;
+        let writer = Writer::from_loaded(file, loaded)?;
         Ok(GnzStore {
             path,
             state: State::Writer(Box::new(RwLock::new(writer))),
@@ -388,7 +358,7 @@ impl GnzStore {
                 state: State::Writer(Box::new(RwLock::new(writer))),
             });
         }
-        let loaded = match format::load(&file) {
+        let loaded = match format::load_with(&file, build) {
             Ok(loaded) => loaded,
             Err(Error::Format(why)) => {
                 let mut magic = [0u8; 4];
@@ -414,26 +384,13 @@ impl GnzStore {
         if noclobber {
             return GnzStore::from_loaded(path, file, loaded);
         }
-        let header = &loaded.header;
-        let marked = header
-            .arrays
-            .iter()
-            .filter_map(|a| key_of(&a.name))
-            .any(|k| k.parent().is_some_and(|p| p.is_root()) && is_dataset_marker(k.name()));
-        if !header.arrays.is_empty() && !marked {
+        if loaded.header.arrays > 0 && !loaded.header.marked {
             return Err(Error::Exists);
         }
         // Empty the dataset: every array goes (those that are not objects
         // too), and with them everything the metadata said. Their bytes stay
         // untouched until the emptied header is committed.
-        let (objects, skipped) = build_index(header);
-        let foreign: Vec<(u64, u64)> = header
-            .arrays
-            .iter()
-            .filter(|a| a.nbytes > 0 && skipped.contains(&a.name))
-            .map(|a| (a.offset, a.offset + a.nbytes))
-            .collect();
-        let mut writer = Writer::from_loaded(file, loaded, objects, &foreign)?;
+        let mut writer = Writer::from_loaded(file, loaded)?;
         writer.clear();
         writer.commit()?;
         Ok(GnzStore {
@@ -468,7 +425,7 @@ impl Reader {
         // The header and the mapping are taken under one header lock, so
         // the mapping covers every extent of the header it goes with.
         let (loaded, map) = lock::with_header_lock(&file, false, || {
-            let loaded = format::load(&file)?;
+            let loaded = format::load_with(&file, build)?;
             // SAFETY: the mapping is only read, and only at extents that the
             // header references. libzmap writers never change those bytes
             // while this reader holds the readers lock (copy-on-write, space
@@ -478,16 +435,18 @@ impl Reader {
             let map = unsafe { Mmap::map(&file)? };
             Ok((loaded, map))
         })?;
-        let (objects, skipped) = build_index(&loaded.header);
-        report_skipped(path, &skipped);
+        let header_len = PREFIX_LEN + loaded.json.len() as u64;
+        let built = loaded.header;
+        report_skipped(path, &built.skipped);
+        let objects = built.objects;
         let size = map.len() as u64;
         if objects.values().any(|o| o.offset + o.len > size) {
             return Err(Error::Format("file shrank while being opened".into()));
         }
         Ok(Reader {
-            generation: loaded.header.generation(),
-            header_len: PREFIX_LEN + loaded.json.len() as u64,
-            skipped: skipped.len(),
+            generation: built.generation,
+            header_len,
+            skipped: built.skipped.len(),
             objects,
             map,
             file,
@@ -513,7 +472,8 @@ impl Writer {
     fn fresh(file: File) -> Result<Writer> {
         let mut writer = Writer {
             file,
-            objects: Objects::new(),
+            objects: Index::default(),
+            buf: Vec::new(),
             space: Space::new(PAGE, PAGE),
             metadata: JsonMap::new(),
             extra: JsonMap::new(),
@@ -523,9 +483,8 @@ impl Writer {
             dirty: false,
         };
         let generation = 1;
-        let json = writer.header(generation).to_json()?;
-        let mut bytes = format::prefix(json.len())?.to_vec();
-        bytes.extend_from_slice(&json);
+        writer.serialize(generation)?;
+        let bytes = std::mem::take(&mut writer.buf);
         lock::with_header_lock(&writer.file, true, || {
             writer.file.write_all_at(&bytes, 0)?;
             writer.file.set_len(PAGE.max(bytes.len() as u64))?;
@@ -540,12 +499,16 @@ impl Writer {
 
     /// A writer over the objects of a loaded header. `foreign` are the
     /// extents of arrays that are not objects: in use until the next commit.
-    fn from_loaded(
-        file: File,
-        loaded: Loaded,
-        objects: Objects,
-        foreign: &[(u64, u64)],
-    ) -> Result<Writer> {
+    fn from_loaded(file: File, loaded: Loaded<Built>) -> Result<Writer> {
+        let Built {
+            objects,
+            foreign,
+            metadata,
+            extra,
+            generation,
+            ..
+        } = loaded.header;
+        let foreign = &foreign;
         let header_len = PREFIX_LEN + loaded.json.len() as u64;
         if loaded.recovered {
             // The header at 0 is torn or older than the durable record:
@@ -594,18 +557,20 @@ impl Writer {
         Ok(Writer {
             file,
             objects,
+            buf: Vec::new(),
             space,
-            generation: loaded.header.generation(),
-            metadata: loaded.header.metadata,
-            extra: loaded.header.extra,
+            generation,
+            metadata,
+            extra,
             header_len,
             file_len,
             dirty: false,
         })
     }
 
-    /// The header describing the current objects, as commit `generation`.
-    fn header(&self, generation: u64) -> Header {
+    /// Writes the header of the current objects, as commit `generation`,
+    /// into `self.buf`: 8 bytes for the prefix, then the JSON.
+    fn serialize(&mut self, generation: u64) -> Result<()> {
         let mut metadata = self.metadata.clone();
         let mut zmap = match metadata.remove("zmap") {
             Some(Value::Object(z)) => z,
@@ -614,29 +579,18 @@ impl Writer {
         zmap.insert("generation".into(), Value::from(generation));
         zmap.insert("revision".into(), Value::from(REVISION));
         metadata.insert("zmap".into(), Value::Object(zmap));
-        let arrays = self
-            .objects
-            .iter()
-            .map(|(key, o)| {
-                let (dtype, shape, order) = match &o.layout {
-                    Some(l) => (l.dtype.clone(), l.shape.clone(), l.order.clone()),
-                    None => ("|u1".to_string(), vec![o.len], "C".to_string()),
-                };
-                Array {
-                    name: o.name.clone().unwrap_or_else(|| key.clone()),
-                    offset: if o.len == 0 { 0 } else { o.offset },
-                    shape,
-                    dtype,
-                    order,
-                    nbytes: o.len,
-                }
-            })
-            .collect();
-        Header {
-            metadata,
-            extra: self.extra.clone(),
-            arrays,
-        }
+        let arrays = self.objects.by_name();
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; PREFIX_LEN as usize]);
+        format::write_header(
+            &mut self.buf,
+            &metadata,
+            &self.extra,
+            arrays.iter().map(|&(name, o)| array_out(name, o)),
+        )?;
+        let prefix = format::prefix(self.buf.len() - PREFIX_LEN as usize)?;
+        self.buf[..PREFIX_LEN as usize].copy_from_slice(&prefix);
+        Ok(())
     }
 
     /// Gives an extent back: its committed part once the next commit is
@@ -723,7 +677,7 @@ impl Writer {
 
     /// Removes every object and all metadata (a clobbering create).
     fn clear(&mut self) {
-        for o in std::mem::take(&mut self.objects).into_values() {
+        for o in self.objects.drain() {
             Writer::release(&mut self.space, &o);
         }
         self.metadata.clear();
@@ -735,15 +689,19 @@ impl Writer {
         self.objects.get(key.as_str()).ok_or(Error::Empty)
     }
 
+    /// An object the caller knows exists.
+    fn object_at(&self, key: &str) -> Result<&Object> {
+        self.objects
+            .get(key)
+            .ok_or(Error::Internal("object vanished"))
+    }
+
     fn define(&mut self, key: &Key) -> Result<()> {
-        if self.objects.contains_key(key.as_str()) {
+        if self.objects.contains(key.as_str()) {
             return Ok(());
         }
-        if conflicts(&self.objects, key) {
-            return Err(Error::Invalid("key conflicts with an existing object"));
-        }
-        self.objects
-            .insert(key.as_str().to_string(), Object::empty());
+        self.objects.check_leaf(key.as_str())?;
+        self.objects.insert(key.as_str(), Object::empty());
         self.dirty = true;
         Ok(())
     }
@@ -823,13 +781,16 @@ impl Writer {
         if new_len != old_len {
             next.layout = None;
         }
-        self.objects.insert(key.to_string(), next);
+        *self
+            .objects
+            .get_mut(key)
+            .ok_or(Error::Internal("object vanished"))? = next;
         self.dirty = true;
         Ok(())
     }
 
     fn write_at(&mut self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
-        let created = !self.objects.contains_key(key.as_str());
+        let created = !self.objects.contains(key.as_str());
         if created {
             self.define(key)?;
         }
@@ -867,7 +828,10 @@ impl Writer {
                 next.cap = keep;
             }
         }
-        self.objects.insert(key.as_str().to_string(), next);
+        *self
+            .objects
+            .get_mut(key.as_str())
+            .ok_or(Error::Internal("object vanished"))? = next;
         self.dirty = true;
         Ok(())
     }
@@ -900,10 +864,10 @@ impl Writer {
             .objects
             .iter()
             .filter(|(_, o)| o.cap > 0 && o.offset < new_floor)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.to_string())
             .collect();
         for key in movers {
-            let o = self.objects[&key].clone();
+            let o = self.object_at(&key)?.clone();
             let at = self.space.alloc(o.cap, align_for(o.cap))?;
             if let Err(e) = self.copy(o.offset, at, o.len) {
                 self.space.free(at, at + o.cap);
@@ -931,25 +895,30 @@ impl Writer {
             .generation
             .checked_add(1)
             .ok_or(Error::Internal("generation overflow"))?;
-        let json = loop {
-            let json = self.header(generation).to_json()?;
-            let need = PREFIX_LEN + json.len() as u64;
+        loop {
+            self.serialize(generation)?;
+            let need = self.buf.len() as u64;
             if need <= self.space.floor() {
-                break json;
+                break;
             }
             self.grow_header_region(need)?;
-        };
+        }
         fault::point("before-copy");
-        // 1. The commit record at the tail, durable with all data written.
+        // 1. The commit record at the tail, durable with all data written:
+        // the JSON and its trailer, written from the header buffer.
         let at = align_up(self.space.end(), 8)?;
-        let record = format::record(&json, generation);
+        let json_len = self.buf.len() - PREFIX_LEN as usize;
+        let trailer = format::trailer(&self.buf[PREFIX_LEN as usize..], generation);
+        self.buf.extend_from_slice(&trailer);
+        let record = &self.buf[PREFIX_LEN as usize..];
         if fault::armed("mid-copy") {
             self.file.write_all_at(&record[..record.len() / 2], at)?;
             self.file.sync_data()?;
             fault::crash("mid-copy");
         }
-        self.put(&record, at)?;
+        self.file.write_all_at(record, at)?;
         let record_end = at + record.len() as u64;
+        self.buf.truncate(PREFIX_LEN as usize + json_len);
         if self.file_len > record_end {
             // Openers read the file's length and tail under the header lock:
             // the file shrinks only while they cannot be reading it.
@@ -965,19 +934,18 @@ impl Writer {
         fault::point("after-copy");
         fault::point("after-header-copy");
         // 2. The header at offset 0.
-        let mut bytes = format::prefix(json.len())?.to_vec();
-        bytes.extend_from_slice(&json);
+        let bytes = &self.buf;
         lock::with_header_lock(&self.file, true, || {
             if fault::armed("mid-header") {
                 self.file.write_all_at(&bytes[..bytes.len() / 2], 0)?;
                 self.file.sync_data()?;
                 fault::crash("mid-header");
             }
-            Ok(self.file.write_all_at(&bytes, 0)?)
+            Ok(self.file.write_all_at(bytes, 0)?)
         })?;
         self.file.sync_data()?;
         fault::point("after-header");
-        self.header_len = bytes.len() as u64;
+        self.header_len = self.buf.len() as u64;
         self.dirty = false;
         // 3. Space the previous header referenced is free unless a reader
         // may still see it; the file ends at the page after the last extent.
@@ -1022,7 +990,8 @@ impl Writer {
         self.space.trim();
         // The header region must hold every header written while compacting:
         // each offset may take as many digits as the largest one can have.
-        let json_len = self.header(self.generation + 1).to_json()?.len() as u64;
+        self.serialize(self.generation + 1)?;
+        let json_len = self.buf.len() as u64 - PREFIX_LEN;
         let widest = digits(before.saturating_mul(3).saturating_add(CHUNK));
         let widening: u64 = self
             .objects
@@ -1036,9 +1005,9 @@ impl Writer {
         let max_floor = min_floor + (min_floor / 4).max(PAGE);
         let mut keys: Vec<String> = Vec::new();
         let mut extents: Vec<(u64, u64)> = Vec::new();
-        for (k, o) in &self.objects {
+        for (k, o) in self.objects.iter() {
             if o.len > 0 {
-                keys.push(k.clone());
+                keys.push(k.to_string());
                 extents.push((o.offset, o.len));
             }
         }
@@ -1051,7 +1020,7 @@ impl Writer {
                 self.move_out_of_header_region(min_floor)?;
                 self.commit()?;
                 for (i, k) in keys.iter().enumerate() {
-                    extents[i].0 = self.objects[k].offset;
+                    extents[i].0 = self.object_at(k)?.offset;
                 }
             }
             let (floor, plan) = self.choose_plan(&extents, min_floor, max_floor)?;
@@ -1062,7 +1031,7 @@ impl Writer {
             }
             for (round, moves) in plan.rounds.iter().enumerate() {
                 for &(i, to) in moves {
-                    let o = self.objects[&keys[i]].clone();
+                    let o = self.object_at(&keys[i])?.clone();
                     if !self.space.take(to, to + o.len) {
                         // Only a reader that opened meanwhile changes what
                         // is free: stop with everything committed.
@@ -1241,7 +1210,7 @@ impl Writer {
             .objects
             .iter()
             .filter(|(_, o)| o.cap > 0)
-            .map(|(k, o)| (o.offset, o.offset + o.cap, k.as_str()))
+            .map(|(k, o)| (o.offset, o.offset + o.cap, k))
             .chain(self.space.free_ranges().map(|(s, e)| (s, e, "free space")))
             .collect();
         ranges.sort_unstable();
@@ -1255,7 +1224,7 @@ impl Writer {
             }
             prev = r;
         }
-        for (k, o) in &self.objects {
+        for (k, o) in self.objects.iter() {
             if o.len > o.cap || o.committed > o.cap {
                 return broken(format!("{k}: length or committed bytes exceed capacity"));
             }
@@ -1268,14 +1237,14 @@ impl Writer {
             return broken("the file's header is not the last commit".into());
         }
         if !self.dirty {
-            let (objects, _) = build_index(&loaded.header);
-            for (k, o) in &self.objects {
-                match objects.get(k) {
+            let on_disk = format::load_with(&self.file, build)?.header.objects;
+            for (k, o) in self.objects.iter() {
+                match on_disk.get(k) {
                     Some(c) if c.len == o.len && (o.len == 0 || c.offset == o.offset) => {}
                     _ => return broken(format!("{k}: the header on disk disagrees")),
                 }
             }
-            if objects.len() != self.objects.len() {
+            if on_disk.len() != self.objects.len() {
                 return broken("the header on disk lists other objects".into());
             }
         }
@@ -1312,8 +1281,8 @@ impl Store for GnzStore {
 
     fn children(&self, prefix: &Key) -> Result<Vec<String>> {
         Ok(match &self.state {
-            State::Reader(r) => children_of(&r.objects, prefix),
-            State::Writer(w) => children_of(&read(w).objects, prefix),
+            State::Reader(r) => r.objects.children(prefix.as_str()),
+            State::Writer(w) => read(w).objects.children(prefix.as_str()),
         })
     }
 
