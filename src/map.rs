@@ -120,8 +120,12 @@ impl Map {
     /// Names of the next level below `prefix`, sorted bytewise, no duplicates.
     pub fn search(&self, prefix: &Key) -> Result<Vec<String>> {
         let mut names = self.store.children(prefix)?;
-        names.sort_unstable();
-        names.dedup();
+        if self.store.children_sorted() {
+            debug_assert!(names.windows(2).all(|w| w[0] < w[1]), "unsorted children");
+        } else {
+            names.sort_unstable();
+            names.dedup();
+        }
         Ok(names)
     }
 

@@ -85,6 +85,12 @@ pub trait Store: Send + Sync {
     /// in any order. A leaf or a missing prefix gives an empty list.
     fn children(&self, prefix: &Key) -> Result<Vec<String>>;
 
+    /// True if `children` always returns its names sorted bytewise and
+    /// without duplicates, so that `Map::search` need not sort them.
+    fn children_sorted(&self) -> bool {
+        false
+    }
+
     /// Deletes the object at `key`. `Err(Empty)` if it is not an object.
     fn remove(&self, key: &Key) -> Result<()>;
 

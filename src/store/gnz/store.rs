@@ -1286,6 +1286,11 @@ impl Store for GnzStore {
         })
     }
 
+    fn children_sorted(&self) -> bool {
+        // One sorted set per intermediate key (store::tree).
+        true
+    }
+
     fn remove(&self, key: &Key) -> Result<()> {
         self.writer()?.remove(key)
     }
