@@ -601,6 +601,32 @@ impl<'a> JsonParser<'a> {
         Ok(name)
     }
 
+    /// A member name and its colon, as raw bytes when it holds no escape
+    /// (compared with known names before being checked as UTF-8).
+    fn raw_key(&mut self) -> Result<Cow<'a, [u8]>> {
+        self.ws();
+        if self.peek() != Some(b'"') {
+            return Err(syntax(self.i));
+        }
+        let start = self.i + 1;
+        let mut i = start;
+        while let Some(&c) = self.b.get(i) {
+            match c {
+                b'"' => {
+                    self.i = i + 1;
+                    self.expect(b':')?;
+                    return Ok(Cow::Borrowed(&self.b[start..i]));
+                }
+                b'\\' | 0..=0x1f => break,
+                _ => i += 1,
+            }
+        }
+        // Escapes (or an error): the general way.
+        let name = self.string()?.into_owned();
+        self.expect(b':')?;
+        Ok(Cow::Owned(name.into_bytes()))
+    }
+
     /// A string at the current byte (after whitespace).
     fn string(&mut self) -> Result<Cow<'a, str>> {
         if self.peek() != Some(b'"') {
@@ -826,19 +852,20 @@ impl<'a> JsonParser<'a> {
             return Ok(Some(f));
         }
         loop {
-            let name = self.key()?;
+            let name = self.raw_key()?;
             match &*name {
-                "offset" => f.offset = self.unsigned()?,
-                "dtype" => f.dtype = self.text()?,
-                "order" => {
+                b"offset" => f.offset = self.unsigned()?,
+                b"dtype" => f.dtype = self.text()?,
+                b"order" => {
                     f.order = match self.text()? {
                         Field::Valid(o) if o == "C" => Field::Valid("C"),
                         Field::Valid(o) if o == "F" => Field::Valid("F"),
                         _ => Field::Invalid,
                     }
                 }
-                "shape" => f.shape = self.shape()?,
-                _ => {
+                b"shape" => f.shape = self.shape()?,
+                other => {
+                    std::str::from_utf8(other).map_err(|_| syntax(self.i))?;
                     self.any()?;
                 }
             }
@@ -969,6 +996,16 @@ pub fn write_header<'a>(
 
 /// `"NAME": {"dtype": ..., "offset": ..., "order": ..., "shape": [...]}`.
 fn write_array(out: &mut Vec<u8>, a: &ArrayOut<'_>) {
+    if a.dtype == "|u1" && a.order == "C" && a.shape.len() == 1 {
+        // Every libzmap object.
+        write_string(out, a.name);
+        out.extend_from_slice(b": {\"dtype\": \"|u1\", \"offset\": ");
+        write_u64(out, a.offset);
+        out.extend_from_slice(b", \"order\": \"C\", \"shape\": [");
+        write_u64(out, a.shape[0]);
+        out.extend_from_slice(b"]}");
+        return;
+    }
     write_string(out, a.name);
     out.extend_from_slice(b": {\"dtype\": ");
     write_string(out, a.dtype);
@@ -986,16 +1023,34 @@ fn write_array(out: &mut Vec<u8>, a: &ArrayOut<'_>) {
     out.extend_from_slice(b"]}");
 }
 
+/// "00" to "99".
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        i -= 2;
+        let pair = n as usize * 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }

@@ -78,8 +78,24 @@ impl Index {
         self.tree.check_leaf(key)
     }
 
-    /// Adds a new object at `key` (not present, `check_leaf` passed).
-    pub fn insert(&mut self, key: &str, object: Object) {
+    /// The slot of the object at `key`: for `at` and `at_mut`, until the
+    /// next `remove`.
+    pub fn slot(&self, key: &str) -> Option<u32> {
+        self.tree.get(key).copied()
+    }
+
+    /// The object in a slot `slot` or `insert` gave.
+    pub fn at(&self, slot: u32) -> Option<&Object> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    pub fn at_mut(&mut self, slot: u32) -> Option<&mut Object> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    /// Adds a new object at `key` (not present, `check_leaf` passed); its
+    /// slot.
+    pub fn insert(&mut self, key: &str, object: Object) -> u32 {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(object);
@@ -91,6 +107,7 @@ impl Index {
             }
         };
         self.tree.insert(key, slot);
+        slot
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Object> {
@@ -133,11 +150,22 @@ impl Index {
     /// Every object with the name of its array, sorted by name (the order
     /// of a header's `arrays`).
     pub fn by_name(&self) -> Vec<(&str, &Object)> {
-        let mut all: Vec<(&str, &Object)> = self
+        // Sorted on the first 16 bytes as a number first (names hold no NUL,
+        // so zero padding sorts a shorter name first), then on the rest.
+        let mut all: Vec<(u128, &str, &Object)> = self
             .iter()
-            .map(|(k, o)| (o.name.as_deref().unwrap_or(k), o))
+            .map(|(k, o)| {
+                let name = o.name.as_deref().unwrap_or(k);
+                let mut head = [0u8; 16];
+                let n = name.len().min(16);
+                head[..n].copy_from_slice(&name.as_bytes()[..n]);
+                (u128::from_be_bytes(head), name, o)
+            })
             .collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        all
+        all.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1[16.min(a.1.len())..].cmp(&b.1[16.min(b.1.len())..]))
+        });
+        all.into_iter().map(|(_, name, o)| (name, o)).collect()
     }
 }

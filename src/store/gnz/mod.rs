@@ -5,6 +5,7 @@
 //!   original Python writer does, and choosing between the header at offset
 //!   0 and the commit record at the tail (crash recovery).
 //! - `space`: the free-space allocator.
+//! - `stage`: small writes held in memory until the next commit.
 //! - `lock`: the advisory locks (one writer, tracked readers).
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
 //! - `index`: the objects by key (store::tree over a slab).
@@ -16,6 +17,7 @@ pub mod format;
 mod index;
 mod lock;
 pub mod space;
+mod stage;
 mod store;
 
 pub use store::GnzStore;

@@ -17,6 +17,7 @@ use super::format::{self, ArrayOut, Loaded, Parsed, PREFIX_LEN};
 use super::index::{Index, Layout, Object};
 use super::lock;
 use super::space::{align_up, Space};
+use super::stage::{self, Stage};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::store::{is_dataset_marker, OpenOptions, Store};
@@ -271,6 +272,8 @@ struct Writer {
     /// The header being committed: 8 bytes for its prefix, then its JSON
     /// (kept between commits for its capacity).
     buf: Vec<u8>,
+    /// Small writes not in the file yet (DESIGN.md, "Staging").
+    stage: Stage,
     space: Space,
     metadata: JsonMap<String, Value>,
     extra: JsonMap<String, Value>,
@@ -296,6 +299,14 @@ impl GnzStore {
         };
         if meta.is_dir() {
             return Err(Error::Format(format!("{} is a directory", path.display())));
+        }
+        if !meta.is_file() {
+            // A FIFO or a device: not a GNZ file, and opening a FIFO would
+            // wait for a writer.
+            return Err(Error::Format(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
         }
         if !options.writable {
             let file = open_file(&path, false)?;
@@ -334,8 +345,11 @@ impl GnzStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent)?;
         }
-        if path.is_dir() {
-            return Err(Error::Exists);
+        // Something that is not a regular file is not ours: refused,
+        // untouched (a FIFO would also block the open).
+        match fs::metadata(&path) {
+            Ok(m) if !m.is_file() => return Err(Error::Exists),
+            _ => {}
         }
         let (file, new) = match fs::OpenOptions::new()
             .read(true)
@@ -474,6 +488,7 @@ impl Writer {
             file,
             objects: Index::default(),
             buf: Vec::new(),
+            stage: Stage::new(PAGE),
             space: Space::new(PAGE, PAGE),
             metadata: JsonMap::new(),
             extra: JsonMap::new(),
@@ -558,6 +573,7 @@ impl Writer {
             file,
             objects,
             buf: Vec::new(),
+            stage: Stage::new(space.end()),
             space,
             generation,
             metadata,
@@ -604,10 +620,50 @@ impl Writer {
         space.free(o.offset + committed, o.offset + o.cap);
     }
 
-    /// Writes `data` at `at`, keeping track of the file's length.
+    /// Writes `data` at `at`: staged if it is short and may be, else to the
+    /// file (after the staged bytes if it covers some of them).
     fn put(&mut self, data: &[u8], at: u64) -> Result<()> {
+        if self.stage.put(data, at) {
+            return Ok(());
+        }
+        let end = at + data.len() as u64;
+        if !self.stage.is_empty()
+            && ((data.len() as u64) < stage::PIECE || self.stage.overlaps(at, end))
+        {
+            // A short write the stage cannot take (full, or apart from it):
+            // a new stage; a direct write over staged bytes: after them.
+            self.write_out_stage()?;
+            if self.stage.put(data, at) {
+                return Ok(());
+            }
+        }
         self.file.write_all_at(data, at)?;
-        self.file_len = self.file_len.max(at + data.len() as u64);
+        self.file_len = self.file_len.max(end);
+        self.stage.wrote_directly(end);
+        Ok(())
+    }
+
+    /// Writes the staged bytes to the file (one `pwrite`).
+    fn write_out_stage(&mut self) -> Result<()> {
+        if self.stage.is_empty() {
+            return Ok(());
+        }
+        let (at, bytes) = self.stage.staged();
+        self.file.write_all_at(bytes, at)?;
+        self.file_len = self.file_len.max(at + bytes.len() as u64);
+        self.stage.written_out();
+        Ok(())
+    }
+
+    /// Reads the file's bytes at `at` as the writer sees them (staged ones
+    /// included).
+    fn fetch(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        for (s, e) in self.stage.read(buf, at) {
+            if s < e {
+                let part = &mut buf[(s - at) as usize..(e - at) as usize];
+                FileExt::read_exact_at(&self.file, part, s)?;
+            }
+        }
         Ok(())
     }
 
@@ -617,17 +673,25 @@ impl Writer {
         let mut done = 0;
         while done < len {
             let n = (len - done).min(CHUNK) as usize;
-            FileExt::read_exact_at(&self.file, &mut buf[..n], from + done)?;
+            self.fetch(&mut buf[..n], from + done)?;
             self.put(&buf[..n], to + done)?;
             done += n as u64;
         }
         Ok(())
     }
 
-    /// Makes `[at, at + len)` read as zeros: writes zeros over what the file
-    /// holds there, and extends the file (sparsely) over the rest.
+    /// Makes `[at, at + len)` read as zeros: a short range through the
+    /// stage; else writes zeros over what the file holds there, and extends
+    /// the file (sparsely) over the rest.
     fn zeros(&mut self, at: u64, len: u64) -> Result<()> {
+        static ZEROS: [u8; stage::PIECE as usize] = [0; stage::PIECE as usize];
+        if len < stage::PIECE {
+            return self.put(&ZEROS[..len as usize], at);
+        }
         let end = at + len;
+        if self.stage.overlaps(at, end) {
+            self.write_out_stage()?;
+        }
         let written = end.min(self.file_len);
         if at < written {
             let zeros = vec![0u8; (written - at).min(CHUNK) as usize];
@@ -642,6 +706,7 @@ impl Writer {
             self.file.set_len(end)?;
             self.file_len = end;
         }
+        self.stage.wrote_directly(end);
         Ok(())
     }
 
@@ -711,8 +776,7 @@ impl Writer {
         if start + buf.len() as u64 > o.len {
             return Err(Error::Edge);
         }
-        FileExt::read_exact_at(&self.file, buf, o.offset + start)?;
-        Ok(())
+        self.fetch(buf, o.offset + start)
     }
 
     /// Sets the object's length to `new_len` and its bytes
@@ -720,10 +784,10 @@ impl Writer {
     /// that `data` does not cover become zeros. Writes in place when the
     /// bytes touched are not committed and fit (growing the extent into
     /// free space when possible), else moves the object to a new extent.
-    fn update(&mut self, key: &str, start: u64, data: &[u8], new_len: u64) -> Result<()> {
+    fn update(&mut self, slot: u32, start: u64, data: &[u8], new_len: u64) -> Result<()> {
         let old = self
             .objects
-            .get(key)
+            .at(slot)
             .cloned()
             .ok_or(Error::Internal("object vanished"))?;
         let end = start + data.len() as u64;
@@ -783,21 +847,23 @@ impl Writer {
         }
         *self
             .objects
-            .get_mut(key)
+            .at_mut(slot)
             .ok_or(Error::Internal("object vanished"))? = next;
         self.dirty = true;
         Ok(())
     }
 
     fn write_at(&mut self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
-        let created = !self.objects.contains(key.as_str());
-        if created {
-            self.define(key)?;
+        let end = start + data.len() as u64;
+        if let Some(slot) = self.objects.slot(key.as_str()) {
+            let len = self.objects.at(slot).map_or(0, |o| o.len);
+            return self.update(slot, start, data, len.max(end));
         }
-        let len = self.object(key)?.len;
-        let new_len = len.max(start + data.len() as u64);
-        let result = self.update(key.as_str(), start, data, new_len);
-        if result.is_err() && created {
+        self.objects.check_leaf(key.as_str())?;
+        let slot = self.objects.insert(key.as_str(), Object::empty());
+        self.dirty = true;
+        let result = self.update(slot, start, data, end);
+        if result.is_err() {
             // A write that fails leaves no object behind.
             self.objects.remove(key.as_str());
         }
@@ -810,7 +876,11 @@ impl Writer {
             return Ok(());
         }
         if len > o.len {
-            return self.update(key.as_str(), o.len, &[], len);
+            let slot = self
+                .objects
+                .slot(key.as_str())
+                .ok_or(Error::Internal("object vanished"))?;
+            return self.update(slot, o.len, &[], len);
         }
         let mut next = o.clone();
         next.len = len;
@@ -903,6 +973,8 @@ impl Writer {
             }
             self.grow_header_region(need)?;
         }
+        // Everything written so far goes to the file before the record.
+        self.write_out_stage()?;
         fault::point("before-copy");
         // 1. The commit record at the tail, durable with all data written:
         // the JSON and its trailer, written from the header buffer.
@@ -962,6 +1034,8 @@ impl Writer {
             lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(size)?))?;
             self.file_len = size;
         }
+        // Nothing past the end is referenced by this commit or a reader.
+        self.stage.reset(self.space.end());
         Ok(())
     }
 

@@ -1,0 +1,176 @@
+//! Small writes staged in memory (DESIGN.md, "Staging").
+//!
+//! The stage holds the bytes `[at, at + len)` of the file as the writer
+//! means them to be; the file's own bytes there are stale until the stage is
+//! written out, at the next commit, before a direct write that
+//! overlaps it, or once it holds `STAGE_MAX` bytes. So creating many small
+//! objects costs one `pwrite` per MiB instead of one per object.
+//!
+//! The stage only ever covers bytes at or past `fresh_from`, the managed
+//! end at the last commit (or open): no committed header and no reader's
+//! snapshot references them. Between the data it holds it may hold zero
+//! padding (alignment, the unused capacity of an object) — written out with
+//! it — but only where nothing was written directly since `fresh_from`
+//! (`direct_hi` is the end of the highest such write), so padding never
+//! covers bytes the writer put there itself.
+
+/// Writes shorter than this are staged.
+pub const PIECE: u64 = 4096;
+/// The stage is written out when it would grow past this.
+pub const STAGE_MAX: u64 = 1 << 20;
+/// At most this much zero padding between two staged writes.
+const MAX_PAD: u64 = 4096;
+
+#[derive(Debug, Default)]
+pub struct Stage {
+    buf: Vec<u8>,
+    at: u64,
+    fresh_from: u64,
+    direct_hi: u64,
+}
+
+impl Stage {
+    /// An empty stage; bytes from `fresh_from` on are referenced by no
+    /// header and no reader.
+    pub fn new(fresh_from: u64) -> Stage {
+        Stage {
+            fresh_from,
+            direct_hi: fresh_from,
+            ..Stage::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Where the staged bytes start, and where they end.
+    pub fn range(&self) -> (u64, u64) {
+        (self.at, self.at + self.buf.len() as u64)
+    }
+
+    /// True if `[at, end)` shares a byte with the staged bytes.
+    pub fn overlaps(&self, at: u64, end: u64) -> bool {
+        let (s, e) = self.range();
+        !self.buf.is_empty() && at < e && s < end
+    }
+
+    /// Takes `data` for the file's bytes at `at` if it may: a short write
+    /// past `fresh_from` that falls in the staged range, starts it, or
+    /// extends it (after at most `MAX_PAD` bytes of padding over which
+    /// nothing was written directly) within `STAGE_MAX`.
+    pub fn put(&mut self, data: &[u8], at: u64) -> bool {
+        let len = data.len() as u64;
+        if len == 0 || len >= PIECE || at < self.fresh_from {
+            return false;
+        }
+        if self.buf.is_empty() {
+            if self.direct_hi > at {
+                return false;
+            }
+            self.at = at;
+            self.buf.extend_from_slice(data);
+            return true;
+        }
+        let (s, e) = self.range();
+        let end = at + len;
+        if at < s || end - s > STAGE_MAX {
+            return false;
+        }
+        if at > e && (at - e > MAX_PAD || self.direct_hi > e) {
+            return false;
+        }
+        let from = (at - s) as usize;
+        let to = from + data.len();
+        if self.buf.len() < to {
+            self.buf.resize(to, 0);
+        }
+        self.buf[from..to].copy_from_slice(data);
+        true
+    }
+
+    /// A write (or extension) of the file itself over `[at, end)`.
+    pub fn wrote_directly(&mut self, end: u64) {
+        self.direct_hi = self.direct_hi.max(end);
+    }
+
+    /// The staged bytes and where they go.
+    pub fn staged(&self) -> (u64, &[u8]) {
+        (self.at, &self.buf)
+    }
+
+    /// The staged bytes are in the file now: the stage is empty, and counts
+    /// them as written directly.
+    pub fn written_out(&mut self) {
+        let (_, end) = self.range();
+        self.wrote_directly(end);
+        self.buf.clear();
+    }
+
+    /// After a commit: empty, and nothing is referenced from `fresh_from` on.
+    pub fn reset(&mut self, fresh_from: u64) {
+        self.buf.clear();
+        self.fresh_from = fresh_from;
+        self.direct_hi = fresh_from;
+    }
+
+    /// Copies the staged part of the file's bytes `[at, at + buf.len())`
+    /// into `buf`; returns the parts it did not cover (before, after).
+    pub fn read(&self, buf: &mut [u8], at: u64) -> [(u64, u64); 2] {
+        let end = at + buf.len() as u64;
+        if !self.overlaps(at, end) {
+            return [(at, end), (end, end)];
+        }
+        let (s, e) = self.range();
+        let from = at.max(s);
+        let to = end.min(e);
+        buf[(from - at) as usize..(to - at) as usize]
+            .copy_from_slice(&self.buf[(from - s) as usize..(to - s) as usize]);
+        [(at, from), (to, end)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_extends_pads_and_refuses() {
+        let mut s = Stage::new(1000);
+        assert!(!s.put(b"x", 999), "before fresh_from");
+        assert!(!s.put(&[1; 4096], 2000), "too long");
+        assert!(s.put(b"abc", 1000));
+        assert!(s.put(b"de", 1003));
+        assert!(s.put(b"fg", 1010), "padding");
+        assert_eq!(s.range(), (1000, 1012));
+        assert!(s.put(b"Z", 1001), "inside");
+        assert!(!s.put(b"y", 999), "before the stage");
+        assert!(!s.put(b"far", 1012 + 4097), "too much padding");
+        let mut buf = [9u8; 16];
+        assert_eq!(s.read(&mut buf, 996), [(996, 1000), (1012, 1012)]);
+        assert_eq!(&buf[4..], b"aZcde\0\0\0\0\0fg");
+        // A direct write past the stage: no padding over it.
+        s.wrote_directly(1100);
+        assert!(!s.put(b"h", 1200));
+        assert!(s.put(b"h", 1012), "contiguous is fine");
+        let (at, bytes) = s.staged();
+        assert_eq!((at, bytes.len()), (1000, 13));
+        s.written_out();
+        assert!(s.is_empty());
+        // Nothing starts below what was written out.
+        assert!(!s.put(b"i", 1005));
+        assert!(s.put(b"i", 1100));
+    }
+
+    #[test]
+    fn limited_to_a_mib() {
+        let mut s = Stage::new(0);
+        let piece = [7u8; 4000];
+        let mut at = 0;
+        while s.put(&piece, at) {
+            at += 4000;
+        }
+        assert!(s.range().1 <= STAGE_MAX);
+        assert!(s.range().1 + 4000 > STAGE_MAX);
+    }
+}
