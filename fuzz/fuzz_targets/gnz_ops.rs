@@ -235,7 +235,13 @@ fn run(data: &[u8]) {
                 match map.compact() {
                     Ok((before, after)) => {
                         assert!(snapshots.is_empty(), "compacted with readers open");
-                        assert!(after <= before, "compaction grew the file");
+                        // ZMAP_FUZZ_KNOWN=compact-growth: explore past that known bug.
+                        let known = std::env::var("ZMAP_FUZZ_KNOWN")
+                            .is_ok_and(|v| v.contains("compact-growth"));
+                        assert!(
+                            after <= before || known,
+                            "compaction grew the file: {before} -> {after}"
+                        );
                     }
                     Err(e) => {
                         assert_eq!(e.code(), NC_EACCESS, "compact: {e}");
