@@ -426,8 +426,13 @@ static void snapshots(void) {
 /* ---- 3b. snapshots across a growing header ------------------------------------------ */
 
 /* Compaction leaves only a small margin after the header, so a few new keys
- * make the header region grow at the next commit, moving the objects in its
- * way. A reader opened before that commit keeps its snapshot all the same. */
+ * make the header region grow at the next commit: the objects in its way
+ * move, and the new header is written over their old place. GNZ keeps its
+ * header at offset 0, so a reader opened before that commit cannot keep
+ * those objects (a known limit, src/store/gnz/DESIGN.md). What it must do:
+ * never hand out the new header's bytes as an object's. Every read of the
+ * old snapshot gives the snapshot's bytes or NC_EACCESS (reopen), and
+ * objects that did not lie in the header's way still read correctly. */
 static void snapshot_across_header_growth(void) {
     NCZMAP *w = NULL, *r = NULL;
     State s = {0, {{0}}};
@@ -448,12 +453,50 @@ static void snapshot_across_header_growth(void) {
         "/h/a-new-object-whose-key-is-rather-long/0.1.0",
     };
     for (int i = 0; i < 3; i++) CHECK_OK(set_obj(w, &s, more[i], 10, 2));
+    /* Enough keys that the header outgrows any slack the region has. */
+    /* (Written directly: State holds MAXOBJ objects only.) */
+    for (int i = 0; i < 150; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "/g/another-rather-long-array-name-to-grow-the-header/%d.0.0", i);
+        CHECK_OK(nczmap_write(w, key, 0, 4, "grow"));
+    }
     CHECK_OK(nczmap_flush(w));
     if (r) {
-        int bad = differs(r, &snap, "snapshot across a header-region growth");
-        if (bad)
-            fprintf(stderr, "  (the header region grew over objects that a reader still maps)\n");
-        CHECK(bad == 0);
+        int stale = 0, wrong = 0;
+        for (int i = 0; i < snap.n; i++) {
+            const Obj *o = &snap.o[i];
+            memset(buf, 0xA5, o->len);
+            int rc = nczmap_read(r, o->key, 0, o->len, buf);
+            if (rc == NC_EACCESS) {
+                stale++;
+                continue;
+            }
+            CHECK_OK(rc);
+            for (size_t k = 0; k < o->len; k++)
+                if (buf[k] != byte_of(o->key, o->version, k)) {
+                    fprintf(stderr, "  snapshot across a header growth: %s: wrong byte %zu\n",
+                            o->key, k);
+                    wrong++;
+                    break;
+                }
+        }
+        CHECK(wrong == 0);
+        /* The header grew over the small objects next to it: their reads
+         * must have been refused, not served from the new header. */
+        CHECK(stale > 0);
+        fprintf(stderr, "  (%d snapshot object(s) lay in the header's way: NC_EACCESS)\n", stale);
+        CHECK_OK(nczmap_close(r, 0));
+    }
+    /* The extra keys go again; a reader opening now sees everything. */
+    for (int i = 0; i < 150; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "/g/another-rather-long-array-name-to-grow-the-header/%d.0.0", i);
+        CHECK_OK(nczmap_remove(w, key));
+    }
+    CHECK_OK(nczmap_flush(w));
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, NC_NOWRITE, 0, NULL, &r));
+    if (r) {
+        CHECK(differs(r, &s, "reader after the header grew") == 0);
         CHECK_OK(nczmap_close(r, 0));
     }
     CHECK(differs(w, &s, "writer after the header grew") == 0);

@@ -30,6 +30,9 @@ pub enum Error {
     Locked,
     /// A map handle that is not open (closed, or never ours).
     BadHandle,
+    /// A read-only map's snapshot was overwritten by a writer (a GNZ header
+    /// that outgrew its region): reopen the map.
+    Stale,
     /// The file is not in the expected format (or is corrupt).
     Format(String),
     /// The store refused our credentials.
@@ -58,6 +61,7 @@ impl Error {
             Error::NoMem => NC_ENOMEM,
             Error::Locked => NC_EACCESS,
             Error::BadHandle => NC_EBADID,
+            Error::Stale => NC_EACCESS,
             Error::Format(_) => NC_ENOTNC,
             Error::Auth => NC_EAUTH,
             Error::S3(_) => NC_ES3,
@@ -108,6 +112,11 @@ impl fmt::Display for Error {
             Error::S3(why) => write!(f, "{}: {why}", strerror(self.code())),
             Error::Internal(why) => write!(f, "{}: {why}", strerror(self.code())),
             Error::Io(e) => write!(f, "{}: {e}", strerror(self.code())),
+            Error::Stale => write!(
+                f,
+                "{}: the snapshot of this read-only map was overwritten by a writer; reopen it",
+                strerror(self.code())
+            ),
             _ => f.write_str(strerror(self.code())),
         }
     }

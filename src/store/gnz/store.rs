@@ -473,9 +473,32 @@ impl Reader {
         if end > object.len {
             return Err(Error::Edge);
         }
-        let from = (object.offset + start) as usize;
-        buf.copy_from_slice(&self.map[from..from + buf.len()]);
+        let from = object.offset + start;
+        // A writer never touches what this snapshot references, except when
+        // its header outgrows the header region: the new header is written
+        // over the place of objects it moved away. Those reads fail instead
+        // of returning another header's bytes. The live header's length is
+        // read before and after the copy: the header is written in one
+        // pwrite, length first, so a torn copy sees the new length after.
+        if from < self.live_header_end() {
+            return Err(Error::Stale);
+        }
+        let at = from as usize;
+        buf.copy_from_slice(&self.map[at..at + buf.len()]);
+        if from < self.live_header_end() {
+            return Err(Error::Stale);
+        }
         Ok(())
+    }
+
+    /// Where the header now at offset 0 ends (`GNZ1`, its length, the JSON).
+    fn live_header_end(&self) -> u64 {
+        let len = self
+            .map
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes);
+        PREFIX_LEN + u64::from(len)
     }
 }
 
@@ -1098,6 +1121,11 @@ impl Writer {
                 }
             }
             let (floor, plan) = self.choose_plan(&extents, min_floor, max_floor)?;
+            // A plan that would not make the file smaller is not worth its
+            // copies, and compaction must never make a file larger.
+            if align_up(plan.end, PAGE)? >= before {
+                return Ok((before, self.file_len));
+            }
             if floor < self.space.floor() {
                 self.space.lower_floor(floor);
             } else {
