@@ -63,10 +63,7 @@ fn check_writer(map: &zmap::map::Map, model: &Model, when: &str) {
 
 fn check_file(path: &std::path::Path, model: &Model, when: &str) {
     let (_, data) = python_read(path);
-    let got: Model = data
-        .into_iter()
-        .map(|(name, bytes)| (name, bytes))
-        .collect();
+    let got: Model = data.into_iter().collect();
     same(&got, model, &format!("{when}: header at offset 0"));
     let reader = open_ro(path).unwrap();
     let again: Model = contents(&reader).into_iter().collect();
