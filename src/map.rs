@@ -48,8 +48,10 @@ impl Map {
             noclobber: true,
             writable,
         };
+        let store = store::open(imp, location, options)?;
+        let writable = writable && !store.refuses_writes();
         Ok(Map {
-            store: store::open(imp, location, options)?,
+            store,
             imp,
             writable,
         })

@@ -108,6 +108,13 @@ pub trait Store: Send + Sync {
         Ok((0, 0))
     }
 
+    /// True when the store refuses every mutation although it was opened
+    /// writable (a GNZ file holding arrays that are not valid keys): the map
+    /// then reports itself read-only (`map->mode` without `NC_WRITE`).
+    fn refuses_writes(&self) -> bool {
+        false
+    }
+
     /// Backend facts for tools (`zmap info`): name/value pairs such as
     /// header size or free space. None by default.
     fn stats(&self) -> Vec<(String, String)> {

@@ -257,6 +257,8 @@ enum State {
 }
 
 struct Reader {
+    /// `live_header_end()` when the map opened (see `Reader::overwritten`).
+    header_end_at_open: u64,
     objects: Index,
     map: Mmap,
     /// Holds the readers lock for the map's lifetime.
@@ -457,14 +459,17 @@ impl Reader {
         if objects.values().any(|o| o.offset + o.len > size) {
             return Err(Error::Format("file shrank while being opened".into()));
         }
-        Ok(Reader {
+        let mut reader = Reader {
             generation: built.generation,
             header_len,
             skipped: built.skipped.len(),
             objects,
             map,
             file,
-        })
+            header_end_at_open: 0,
+        };
+        reader.header_end_at_open = reader.live_header_end();
+        Ok(reader)
     }
 
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
@@ -480,15 +485,23 @@ impl Reader {
         // of returning another header's bytes. The live header's length is
         // read before and after the copy: the header is written in one
         // pwrite, length first, so a torn copy sees the new length after.
-        if from < self.live_header_end() {
+        if self.overwritten(from) {
             return Err(Error::Stale);
         }
         let at = from as usize;
         buf.copy_from_slice(&self.map[at..at + buf.len()]);
-        if from < self.live_header_end() {
+        if self.overwritten(from) {
             return Err(Error::Stale);
         }
         Ok(())
+    }
+
+    /// True if a header written since this map opened reaches `offset`.
+    /// (A header that was torn at open, or that overlaps objects in a file
+    /// of another writer, is what the snapshot was taken with: no change.)
+    fn overwritten(&self, offset: u64) -> bool {
+        let live = self.live_header_end();
+        live != self.header_end_at_open && offset < live
     }
 
     /// Where the header now at offset 0 ends (`GNZ1`, its length, the JSON).
@@ -1222,6 +1235,7 @@ impl Writer {
         // if all do, the cheapest with growth counting four times. The
         // result's size counts too: a byte saved is worth copying
         // SIZE_WEIGHT bytes.
+        let data: u64 = extents.iter().map(|e| e.1).sum();
         let mut best: Option<((bool, u64), u64, compact::Plan)> = None;
         for &floor in &floors {
             for order in orders {
@@ -1229,9 +1243,16 @@ impl Writer {
                     let limit = compact::Limit {
                         rounds: usize::MAX,
                         // Only a plan that does not grow the file can be
-                        // beaten by cost alone.
+                        // beaten by cost alone; this one ends at least as
+                        // far as its data reaches.
                         cost: match &best {
-                            Some(((false, cost), _, _)) => *cost,
+                            Some(((false, cost), _, _)) => {
+                                let least = align_up(floor + data, PAGE)?;
+                                match cost.checked_sub(least.saturating_mul(SIZE_WEIGHT)) {
+                                    Some(limit) => limit,
+                                    None => continue,
+                                }
+                            }
                             _ => u64::MAX,
                         },
                     };
@@ -1355,6 +1376,10 @@ impl Writer {
 }
 
 impl Store for GnzStore {
+    fn refuses_writes(&self) -> bool {
+        matches!(self.state, State::Reader(_))
+    }
+
     fn len(&self, key: &Key) -> Result<u64> {
         match &self.state {
             State::Reader(r) => r
