@@ -70,6 +70,8 @@ pub struct Plan {
     pub peak: u64,
     /// Where the managed space ends after it.
     pub end: u64,
+    /// False if it stopped at `Limit::rounds` before packing everything.
+    pub complete: bool,
     /// When the first gap starts at the floor and does not close in the
     /// first round: the room left in front of the first object that stays.
     pub first_residual: u64,
@@ -232,6 +234,8 @@ pub fn plan(space: &Space, extents: &[(u64, u64)], floor: u64, how: &How) -> Res
     // Each round advances the frontier past an object, or parks one so
     // that the next round can.
     let max_rounds = 2 * n + 4;
+    // Objects below this are packed for good: a round starts from it.
+    let mut packed_to = floor;
     loop {
         dry.round = result.rounds.len();
         let tail = match order {
@@ -245,10 +249,10 @@ pub fn plan(space: &Space, extents: &[(u64, u64)], floor: u64, how: &How) -> Res
         };
         dry.by_size = dry
             .by_offset
-            .range(tail..)
+            .range(tail.max(packed_to)..)
             .map(|(&o, &i)| ((dry.len[i], o), i))
             .collect();
-        let mut p = floor;
+        let mut p = packed_to;
         let mut gaps = 0;
         // Gap after gap, as long as each one closes.
         while let Some(q) = dry.frontier(&mut p)? {
@@ -279,6 +283,7 @@ pub fn plan(space: &Space, extents: &[(u64, u64)], floor: u64, how: &How) -> Res
                 p = cursor;
                 continue;
             }
+            packed_to = p;
             if dry.round == 0 && first_gap {
                 result.first_residual = residual;
             }
@@ -339,6 +344,7 @@ pub fn plan(space: &Space, extents: &[(u64, u64)], floor: u64, how: &How) -> Res
         }
     }
     result.end = dry.space.end();
+    result.complete = dry.frontier(&mut packed_to)?.is_none();
     Ok(Some(result))
 }
 

@@ -1236,12 +1236,19 @@ impl Writer {
         // result's size counts too: a byte saved is worth copying
         // SIZE_WEIGHT bytes.
         let data: u64 = extents.iter().map(|e| e.1).sum();
+        // Planning effort: this many dry-run rounds in all, the first plan
+        // (the likely one) exempt. Every round is O(objects log objects).
+        let mut rounds_left = usize::MAX;
+        let budget = 64;
         let mut best: Option<((bool, u64), u64, compact::Plan)> = None;
         for &floor in &floors {
             for order in orders {
                 for low in [false, true] {
+                    if rounds_left == 0 {
+                        break;
+                    }
                     let limit = compact::Limit {
-                        rounds: usize::MAX,
+                        rounds: rounds_left,
                         // Only a plan that does not grow the file can be
                         // beaten by cost alone; this one ends at least as
                         // far as its data reaches.
@@ -1259,9 +1266,15 @@ impl Writer {
                     // A strategy that cannot finish leaves it to the others.
                     let plan = match plan_at(floor, order, low, limit) {
                         Ok(Some(plan)) => plan,
-                        Ok(None) | Err(Error::Internal(_)) => continue,
+                        // Too dear: parking elsewhere would not make it cheap.
+                        Ok(None) => break,
+                        Err(Error::Internal(_)) => continue,
                         Err(e) => return Err(e),
                     };
+                    rounds_left = rounds_left.saturating_sub(plan.rounds.len());
+                    if !plan.complete {
+                        break;
+                    }
                     let growth = plan.peak.saturating_sub(self.file_len);
                     let size = align_up(plan.end, PAGE)?;
                     let cost = (
@@ -1274,6 +1287,9 @@ impl Writer {
                         Some(b) => cost < b.0,
                         None => true,
                     };
+                    if best.is_none() {
+                        rounds_left = budget;
+                    }
                     if better {
                         best = Some((cost, floor, plan));
                     }
