@@ -16,6 +16,11 @@
 //!   shared while an opener reads it — a few microseconds each, so an opener
 //!   never sees a half-written header of a live writer.
 //!
+//! A map gives its lock up explicitly when it ends: the lock belongs to the
+//! open file description, which a child process forked meanwhile by another
+//! thread shares until it execs (or exits), so merely closing the file could
+//! leave the lock held for a moment and make the next open fail.
+//!
 //! Other systems fall back to `flock` for the writer lock only (readers are
 //! then not tracked: see DESIGN.md).
 
@@ -163,6 +168,11 @@ pub fn register_reader(file: &File) -> Result<()> {
     } else {
         Err(Error::Locked)
     }
+}
+
+/// Gives up a reader's lock.
+pub fn unregister_reader(file: &File) -> Result<()> {
+    Ok(imp::unlock(file, Slot::Readers)?)
 }
 
 /// True if some other open holds the readers lock.

@@ -435,6 +435,19 @@ fn open_file(path: &Path, writable: bool) -> Result<File> {
         .open(path)?)
 }
 
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // Explicitly: the file's description may outlive this map (lock.rs).
+        let _ = lock::unregister_reader(&self.file);
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = lock::unlock_writer(&self.file);
+    }
+}
+
 impl Reader {
     fn open(path: &Path, file: File) -> Result<Reader> {
         lock::register_reader(&file)?;
