@@ -114,7 +114,8 @@ fn zmap_run(url: &str, n: usize) -> [Cost; 6] {
     out[4] = zmap_phase(|| {
         let map = Map::open(Impl::S3, url, NC_WRITE, 0).expect("open");
         for (i, piece) in big.chunks(PIECE).enumerate() {
-            map.write(&bigkey, (i * PIECE) as u64, piece).expect("write");
+            map.write(&bigkey, (i * PIECE) as u64, piece)
+                .expect("write");
         }
         map.flush().expect("flush");
         map.close(false).expect("close");
@@ -146,7 +147,10 @@ fn bare_client(endpoint: &str, bucket: &str) -> AmazonS3 {
             max_retries: 3,
             retry_timeout: Duration::from_secs(5),
         })
-        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "3s")
+        .with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+            "3s",
+        )
         .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
         .build()
         .expect("bare client")
@@ -168,38 +172,70 @@ fn bare_run(rt: &tokio::runtime::Runtime, s3: &Arc<AmazonS3>, root: &str, n: usi
         };
     };
     let n64 = n as u64;
-    phase(0, RequestCounts { put: n64, ..Default::default() }, &mut || {
-        rt.block_on(async {
-            for p in &paths {
-                s3.put(p, PutPayload::from(data.clone())).await.expect("put");
-            }
-        })
-    });
-    phase(1, RequestCounts { get: n64, ..Default::default() }, &mut || {
-        rt.block_on(async {
-            for p in &paths {
-                let b = s3.get(p).await.expect("get").bytes().await.expect("body");
-                assert_eq!(b.len(), SMALL);
-            }
-        })
-    });
-    phase(2, RequestCounts { head: n64, ..Default::default() }, &mut || {
-        rt.block_on(async {
-            for p in &paths {
-                assert_eq!(s3.head(p).await.expect("head").size, SMALL as u64);
-            }
-        })
-    });
+    phase(
+        0,
+        RequestCounts {
+            put: n64,
+            ..Default::default()
+        },
+        &mut || {
+            rt.block_on(async {
+                for p in &paths {
+                    s3.put(p, PutPayload::from(data.clone()))
+                        .await
+                        .expect("put");
+                }
+            })
+        },
+    );
+    phase(
+        1,
+        RequestCounts {
+            get: n64,
+            ..Default::default()
+        },
+        &mut || {
+            rt.block_on(async {
+                for p in &paths {
+                    let b = s3.get(p).await.expect("get").bytes().await.expect("body");
+                    assert_eq!(b.len(), SMALL);
+                }
+            })
+        },
+    );
+    phase(
+        2,
+        RequestCounts {
+            head: n64,
+            ..Default::default()
+        },
+        &mut || {
+            rt.block_on(async {
+                for p in &paths {
+                    assert_eq!(s3.head(p).await.expect("head").size, SMALL as u64);
+                }
+            })
+        },
+    );
     let prefixes = search_prefixes();
     let lists = prefixes.len() as u64;
-    phase(3, RequestCounts { list: lists, ..Default::default() }, &mut || {
-        rt.block_on(async {
-            for p in &prefixes {
-                let prefix = Path::from(format!("{root}{}", p.trim_end_matches('/')));
-                std::hint::black_box(s3.list_with_delimiter(Some(&prefix)).await.expect("list"));
-            }
-        })
-    });
+    phase(
+        3,
+        RequestCounts {
+            list: lists,
+            ..Default::default()
+        },
+        &mut || {
+            rt.block_on(async {
+                for p in &prefixes {
+                    let prefix = Path::from(format!("{root}{}", p.trim_end_matches('/')));
+                    std::hint::black_box(
+                        s3.list_with_delimiter(Some(&prefix)).await.expect("list"),
+                    );
+                }
+            })
+        },
+    );
     let bigpath = path("/big/c.0");
     let parts = BIG.div_ceil(PART) as u64;
     let multipart = RequestCounts {
@@ -215,19 +251,29 @@ fn bare_run(rt: &tokio::runtime::Runtime, s3: &Arc<AmazonS3>, root: &str, n: usi
                 .step_by(PART)
                 .map(|s| upload.put_part(PutPayload::from(big.slice(s..(s + PART).min(BIG)))))
                 .collect();
-            let done: Vec<_> = futures_util::stream::iter(sent).buffer_unordered(4).collect().await;
+            let done: Vec<_> = futures_util::stream::iter(sent)
+                .buffer_unordered(4)
+                .collect()
+                .await;
             for r in done {
                 r.expect("part");
             }
             upload.complete().await.expect("complete");
         })
     });
-    phase(5, RequestCounts { get: 1, ..Default::default() }, &mut || {
-        rt.block_on(async {
-            let b = s3.get_range(&bigpath, 0..BIG as u64).await.expect("get");
-            assert_eq!(b.len(), BIG);
-        })
-    });
+    phase(
+        5,
+        RequestCounts {
+            get: 1,
+            ..Default::default()
+        },
+        &mut || {
+            rt.block_on(async {
+                let b = s3.get_range(&bigpath, 0..BIG as u64).await.expect("get");
+                assert_eq!(b.len(), BIG);
+            })
+        },
+    );
     out
 }
 
@@ -277,10 +323,15 @@ fn main() {
         .unwrap_or(1000);
     // http://HOST:PORT/BUCKET/ROOT
     let url = url.trim_end_matches('/').to_string();
-    let (scheme, rest) = url.split_once("://").expect("ZMAP_TEST_S3_URL: scheme://host/bucket/root");
+    let (scheme, rest) = url
+        .split_once("://")
+        .expect("ZMAP_TEST_S3_URL: scheme://host/bucket/root");
     let mut segs = rest.splitn(3, '/');
     let host = segs.next().unwrap();
-    let bucket = segs.next().expect("ZMAP_TEST_S3_URL: no bucket").to_string();
+    let bucket = segs
+        .next()
+        .expect("ZMAP_TEST_S3_URL: no bucket")
+        .to_string();
     let root = segs.next().unwrap_or("").to_string();
     let endpoint = format!("{scheme}://{host}");
     let tag = format!(
@@ -291,7 +342,11 @@ fn main() {
             .unwrap()
             .as_secs()
     );
-    let base = if root.is_empty() { tag } else { format!("{root}/{tag}") };
+    let base = if root.is_empty() {
+        tag
+    } else {
+        format!("{root}/{tag}")
+    };
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
