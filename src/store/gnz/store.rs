@@ -269,6 +269,9 @@ struct Reader {
 }
 
 struct Writer {
+    /// The longest header at offset 0 written while readers may have been
+    /// open: later headers are padded to it (see `commit`).
+    header_high: u64,
     file: File,
     objects: Index,
     /// The header being committed: 8 bytes for its prefix, then its JSON
@@ -534,6 +537,7 @@ impl Writer {
     /// the first page).
     fn fresh(file: File) -> Result<Writer> {
         let mut writer = Writer {
+            header_high: 0,
             file,
             objects: Index::default(),
             buf: Vec::new(),
@@ -619,6 +623,7 @@ impl Writer {
             space.free_after_commit(s, e);
         }
         Ok(Writer {
+            header_high: 0,
             file,
             objects,
             buf: Vec::new(),
@@ -1054,8 +1059,28 @@ impl Writer {
         }
         fault::point("after-copy");
         fault::point("after-header-copy");
-        // 2. The header at offset 0.
-        let bytes = &self.buf;
+        // 2. The header at offset 0. While readers are open it never gets
+        // shorter (trailing spaces, valid JSON): a reader refuses extents
+        // below the live header's end, which must therefore not fall back
+        // after a header grew over its snapshot (Reader::overwritten).
+        let readers_now = lock::readers_present(&self.file)?;
+        let padded;
+        let bytes: &[u8] = if readers_now && (self.buf.len() as u64) < self.header_high {
+            let mut grown = self.buf.clone();
+            grown.resize(self.header_high as usize, b' ');
+            let json_len = u32::try_from(grown.len() as u64 - PREFIX_LEN)
+                .map_err(|_| Error::Internal("header too long"))?;
+            grown[4..8].copy_from_slice(&json_len.to_le_bytes());
+            padded = grown;
+            &padded
+        } else {
+            &self.buf
+        };
+        self.header_high = if readers_now {
+            self.header_high.max(bytes.len() as u64)
+        } else {
+            bytes.len() as u64
+        };
         lock::with_header_lock(&self.file, true, || {
             if fault::armed("mid-header") {
                 self.file.write_all_at(&bytes[..bytes.len() / 2], 0)?;
@@ -1066,7 +1091,7 @@ impl Writer {
         })?;
         self.file.sync_data()?;
         fault::point("after-header");
-        self.header_len = self.buf.len() as u64;
+        self.header_len = bytes.len() as u64;
         self.dirty = false;
         // 3. Space the previous header referenced is free unless a reader
         // may still see it; the file ends at the page after the last extent.
