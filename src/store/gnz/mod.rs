@@ -10,9 +10,11 @@
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
 //! - `index`: the objects by key (store::tree over a slab).
 //! - `compact`: planning compaction (dry runs over a copy of the free space).
+//! - `copy`: large reads out of the file mapping, split over threads.
 //! - `fault`: test-only crash points (`ZMAP_GNZ_FAULT`).
 
 mod compact;
+mod copy;
 pub mod format;
 mod index;
 mod lock;

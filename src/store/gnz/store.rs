@@ -505,7 +505,7 @@ impl Reader {
             return Err(Error::Stale);
         }
         let at = from as usize;
-        buf.copy_from_slice(&self.map[at..at + buf.len()]);
+        super::copy::copy(buf, &self.map[at..at + buf.len()]);
         if self.overwritten(from) {
             return Err(Error::Stale);
         }
