@@ -121,14 +121,31 @@ impl Map {
 
     /// Names of the next level below `prefix`, sorted bytewise, no duplicates.
     pub fn search(&self, prefix: &Key) -> Result<Vec<String>> {
-        let mut names = self.store.children(prefix)?;
-        if self.store.children_sorted() {
-            debug_assert!(names.windows(2).all(|w| w[0] < w[1]), "unsorted children");
-        } else {
-            names.sort_unstable();
-            names.dedup();
-        }
+        let mut names = Vec::new();
+        self.search_each(prefix, &mut |name| {
+            names.push(name.to_owned());
+            Ok(())
+        })?;
         Ok(names)
+    }
+
+    /// `search` without collecting: calls `each` with every name, in order.
+    pub fn search_each(
+        &self,
+        prefix: &Key,
+        each: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
+        let mut last: Option<String> = None;
+        self.store.each_child(prefix, &mut |name| {
+            debug_assert!(
+                last.as_deref().is_none_or(|l| l < name),
+                "children out of order"
+            );
+            if cfg!(debug_assertions) {
+                last = Some(name.to_owned());
+            }
+            each(name)
+        })
     }
 
     pub fn remove(&self, key: &Key) -> Result<()> {

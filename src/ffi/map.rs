@@ -398,21 +398,22 @@ pub unsafe extern "C" fn nczmap_search(
             .as_mut()
             .ok_or(Error::Invalid("NULL matches list"))?;
         let given = c_bytes(prefix).unwrap_or(b"");
-        let names = m.search(&Key::parse(given)?)?;
         let mut full = Vec::with_capacity(given.len() + 64);
-        for name in names {
-            full.clear();
-            full.extend_from_slice(given);
-            if given.last() != Some(&b'/') {
-                full.push(b'/');
-            }
+        full.extend_from_slice(given);
+        if given.last() != Some(&b'/') {
+            full.push(b'/');
+        }
+        let base = full.len();
+        // Straight from the backend's names into the list: no copies between.
+        m.search_each(&Key::parse(given)?, &mut |name| {
+            full.truncate(base);
             full.extend_from_slice(name.as_bytes());
             let entry = malloc_string(&full)?;
             if !list::push(matches, entry as *mut c_void) {
                 libc::free(entry as *mut c_void);
                 return Err(Error::NoMem);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     })
 }

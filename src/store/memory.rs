@@ -130,6 +130,11 @@ impl Store for MemoryStore {
         Ok(self.dataset.read().children(prefix.as_str()))
     }
 
+    fn each_child(&self, prefix: &Key, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+        // store::tree keeps each level sorted: no copies, no sort.
+        self.dataset.read().each_child(prefix.as_str(), each)
+    }
+
     fn remove(&self, key: &Key) -> Result<()> {
         let mut objects = self.dataset.write();
         objects.remove(key.as_str()).map(|_| ()).ok_or(Error::Empty)

@@ -85,10 +85,15 @@ pub trait Store: Send + Sync {
     /// in any order. A leaf or a missing prefix gives an empty list.
     fn children(&self, prefix: &Key) -> Result<Vec<String>>;
 
-    /// True if `children` always returns its names sorted bytewise and
-    /// without duplicates, so that `Map::search` need not sort them.
-    fn children_sorted(&self) -> bool {
-        false
+    /// Calls `each` with the names `children` gives, sorted bytewise and
+    /// without duplicates (what `Map::search` lists), stopping at the first
+    /// error. Backends with a sorted index override it to hand their names
+    /// out without collecting or sorting them.
+    fn each_child(&self, prefix: &Key, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+        let mut names = self.children(prefix)?;
+        names.sort_unstable();
+        names.dedup();
+        names.iter().try_for_each(|n| each(n))
     }
 
     /// Deletes the object at `key`. `Err(Empty)` if it is not an object.

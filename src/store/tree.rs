@@ -133,6 +133,18 @@ impl<V> Tree<V> {
             .map(|names| names.iter().map(|n| n.to_string()).collect())
             .unwrap_or_default()
     }
+
+    /// Calls `each` with the names of `children`, in order, without copying
+    /// them; stops at the first error.
+    pub fn each_child<E>(
+        &self,
+        prefix: &str,
+        each: &mut dyn FnMut(&str) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.dirs
+            .get(prefix)
+            .map_or(Ok(()), |names| names.iter().try_for_each(|n| each(n)))
+    }
 }
 
 #[cfg(test)]

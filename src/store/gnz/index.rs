@@ -131,6 +131,10 @@ impl Index {
         self.tree.children(prefix)
     }
 
+    pub fn each_child(&self, prefix: &str, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+        self.tree.each_child(prefix, each)
+    }
+
     /// Every object, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &Object> {
         self.slots.iter().flatten()

@@ -1467,9 +1467,12 @@ impl Store for GnzStore {
         })
     }
 
-    fn children_sorted(&self) -> bool {
-        // One sorted set per intermediate key (store::tree).
-        true
+    fn each_child(&self, prefix: &Key, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+        // One sorted set per intermediate key (store::tree): no copies.
+        match &self.state {
+            State::Reader(r) => r.objects.each_child(prefix.as_str(), each),
+            State::Writer(w) => read(w).objects.each_child(prefix.as_str(), each),
+        }
     }
 
     fn remove(&self, key: &Key) -> Result<()> {
