@@ -358,45 +358,38 @@ def original_metadata_numbers(work):
               type(got[k]) is int and got[k] == md[k], f"{md[k]!r} became {got[k]!r}")
 
 
-# KNOWN GAP (open, see the GNZ issue's note): json.dumps writes NaN/Infinity
-# (allow_nan is the default) and the original reader reads them, but the
-# header parser only takes strict JSON. Until it keeps such metadata, what is
-# checked is that libzmap refuses the file cleanly (NC_ENOTNC, no crash) and
-# leaves it untouched; set GNZ_INTEROP_NAN=1 to check the full behaviour.
-NC_ENOTNC = -51
+# NaN and Infinity in metadata: Python's json.dumps writes them as bare
+# NaN/Infinity/-Infinity (allow_nan is the default) and the original reader
+# reads them back; libzmap keeps them as written through its own commits.
 
 
 def original_non_finite(work):
-    """NaN/Infinity metadata: refused cleanly today; kept once supported."""
+    """NaN/Infinity metadata: opened, kept through a commit, still readable."""
     path = os.path.join(work, "original-nan.gnz")
     arrays = [("v", np.array([1.0, np.nan], dtype="<f8"))]
     write_original(path, arrays, {"_FillValue": float("nan"), "max": float("inf"),
-                                  "min": float("-inf")})
+                                  "min": float("-inf"), "n": [1, float("nan")]})
     read_gnz(path)  # the original kind of reader has no problem
-    if os.environ.get("GNZ_INTEROP_NAN") != "1":
-        with open(path, "rb") as f:
-            original = f.read()
-        try:
-            Zmap(path, mode=NC_WRITE).close()
-            check("B NaN metadata: refused with NC_ENOTNC (known gap)", False, "it opened")
-        except ZmapError as e:
-            check("B NaN metadata: refused with NC_ENOTNC (known gap)",
-                  str(NC_ENOTNC) in str(e), str(e))
-        with open(path, "rb") as f:
-            check("B NaN metadata: the refused file is untouched", f.read() == original)
-        print("KNOWN GAP  NaN/Infinity in GNZ metadata is refused (strict JSON parser)")
-        return
     try:
         z = Zmap(path, mode=NC_WRITE)
     except ZmapError as e:
         check("B NaN metadata: libzmap opens the file", False, str(e))
         return
-    check("B NaN metadata: libzmap reads the array", z.read("/v") == arrays[0][1].tobytes())
+    got = z.read("/v")
+    check("B NaN metadata: libzmap reads the array (NaN bits included)",
+          got == arrays[0][1].tobytes(), repr(got))
     z.write("/w", b"x")
     z.close()
     md = read_header(path)["metadata"]
-    check("B NaN metadata kept", math.isnan(md.get("_FillValue", 0.0))
-          and md.get("max") == math.inf and md.get("min") == -math.inf, json.dumps(md))
+    check("B NaN metadata kept through a commit",
+          math.isnan(md.get("_FillValue", 0.0)) and md.get("max") == math.inf
+          and md.get("min") == -math.inf and md.get("n", [0, 0])[0] == 1
+          and math.isnan(md["n"][1]), repr(md))
+    _, back = read_gnz(path)
+    check("B NaN metadata: the original reader still reads every array",
+          sorted(back) == ["/w", "v"]
+          and raw_bytes(back["v"][1], back["v"][0]) == arrays[0][1].tobytes()
+          and raw_bytes(back["/w"][1], back["/w"][0]) == b"x", repr(sorted(back)))
 
 
 def main(argv):

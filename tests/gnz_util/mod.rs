@@ -7,6 +7,7 @@ use serde_json::{Map as JsonMap, Value};
 use zmap::codes::*;
 use zmap::map::{Map, NC_WRITE};
 use zmap::store::gnz::format::{self, Array, Header};
+pub use zmap::store::gnz::json::Json;
 use zmap::{Impl, Key, Result};
 
 pub const ALIGNMENT: u64 = 4096;
@@ -142,8 +143,11 @@ pub fn python_write(path: &Path, arrays: &[PyArray], metadata: JsonMap<String, V
         current = next + (ALIGNMENT - next % ALIGNMENT) % ALIGNMENT;
     }
     let mut header = Header {
-        metadata,
-        extra: JsonMap::new(),
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::from(v)))
+            .collect(),
+        extra: Default::default(),
         arrays: infos,
     };
     let mut json = header.to_json().unwrap();

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, Write as _};
 use std::os::unix::fs::FileExt;
 
-use serde_json::{Map, Value};
+use super::json::{Json, Object};
 
 use crate::error::{Error, Result};
 
@@ -31,6 +31,9 @@ pub const VERSION: u64 = 1;
 pub const MAX_HEADER_LEN: u64 = 1 << 30;
 /// At most this many dimensions (numpy allows 64).
 pub const MAX_NDIM: usize = 64;
+/// Nesting allowed inside a metadata value (serde_json's limit, which the
+/// parser had before it kept non-finite numbers).
+const MAX_JSON_DEPTH: usize = 127;
 /// Offsets and sizes past this cannot be addressed in a file.
 pub const MAX_FILE_OFFSET: u64 = i64::MAX as u64;
 
@@ -194,21 +197,21 @@ pub struct Array {
 #[derive(Clone, Debug, Default)]
 pub struct Header {
     /// Every `metadata` entry, libzmap's own `zmap` entry included.
-    pub metadata: Map<String, Value>,
+    pub metadata: Object,
     /// Top-level members other than `version`, `metadata` and `arrays`,
     /// kept so that a rewrite loses nothing.
-    pub extra: Map<String, Value>,
+    pub extra: Object,
     /// The arrays, in the file's order.
     pub arrays: Vec<Array>,
 }
 
 /// libzmap's commit counter in a header's metadata
 /// (`metadata.zmap.generation`), 0 if absent.
-pub fn generation_of(metadata: &Map<String, Value>) -> u64 {
+pub fn generation_of(metadata: &Object) -> u64 {
     metadata
         .get("zmap")
         .and_then(|z| z.get("generation"))
-        .and_then(Value::as_u64)
+        .and_then(Json::as_u64)
         .unwrap_or(0)
 }
 
@@ -289,8 +292,8 @@ impl ArrayRef<'_> {
 /// A parsed, validated header that borrows from its JSON.
 #[derive(Clone, Debug, Default)]
 pub struct Parsed<'a> {
-    pub metadata: Map<String, Value>,
-    pub extra: Map<String, Value>,
+    pub metadata: Object,
+    pub extra: Object,
     /// The arrays, in the file's order (one per name).
     pub arrays: Vec<ArrayRef<'a>>,
     /// True if the names are in strictly increasing order (as writers that
@@ -351,8 +354,9 @@ struct RawFields<'a> {
 /// Parses the header JSON of a file of `file_len` bytes whose header takes
 /// bytes `0..8 + json.len()`, checking every array against it. One pass
 /// over the bytes: names and dtypes are borrowed unless they hold escapes;
-/// `metadata` and unknown members are parsed by serde_json into `Value`s.
-/// Accepts exactly what `serde_json` accepts as JSON.
+/// `metadata` and unknown members are kept as `Json` values. Accepts what
+/// `serde_json` accepts as JSON, and Python's `NaN`, `Infinity` and
+/// `-Infinity` (which the original writer writes) where a value may be any.
 pub fn parse_header(json: &[u8], file_len: u64) -> Result<Parsed<'_>> {
     let mut p = JsonParser { b: json, i: 0 };
     p.ws();
@@ -366,7 +370,7 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Parsed<'_>> {
     let mut version = Field::Missing;
     let mut metadata = Field::Missing;
     let mut arrays: Field<(Vec<RawArray<'_>>, bool)> = Field::Missing;
-    let mut extra = Map::new();
+    let mut extra = Object::new();
     if !p.eat(b'}') {
         loop {
             let name = p.key()?;
@@ -374,7 +378,7 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Parsed<'_>> {
                 "version" => version = p.unsigned()?,
                 "metadata" => {
                     metadata = match p.any()? {
-                        Value::Object(m) => Field::Valid(m),
+                        Json::Object(m) => Field::Valid(m),
                         _ => Field::Invalid,
                     }
                 }
@@ -396,7 +400,7 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Parsed<'_>> {
         Field::Invalid => return Err(bad("unsupported GNZ version")),
     }
     let metadata = match metadata {
-        Field::Missing => Map::new(),
+        Field::Missing => Object::new(),
         Field::Valid(m) => m,
         Field::Invalid => return Err(bad("'metadata' is not an object")),
     };
@@ -523,8 +527,9 @@ fn check_overlaps(arrays: &[ArrayRef<'_>], header_end: u64) -> Result<()> {
 // ---- reading JSON ---------------------------------------------------------------
 
 /// The JSON of a header, read in one pass. What it does not model itself
-/// (metadata, unknown members) goes through serde_json, so the grammar
-/// accepted is serde_json's; the structure around is checked here with the
+/// (metadata, unknown members) becomes `Json` values; the grammar is
+/// serde_json's plus Python's three non-finite numbers in those values,
+/// and the structure around is checked here with the
 /// same rules (RFC 8259; strings valid UTF-8 without raw control characters,
 /// escapes with paired surrogates; nothing after the top-level value).
 struct JsonParser<'a> {
@@ -767,18 +772,70 @@ impl<'a> JsonParser<'a> {
         }
     }
 
-    /// Any value, by serde_json.
-    fn any(&mut self) -> Result<Value> {
-        let mut values =
-            serde_json::Deserializer::from_slice(&self.b[self.i..]).into_iter::<Value>();
-        match values.next() {
-            Some(Ok(value)) => {
-                self.i += values.byte_offset();
-                Ok(value)
+    /// Any value: JSON, or Python's `NaN`, `Infinity`, `-Infinity`.
+    fn any(&mut self) -> Result<Json> {
+        self.any_at(0)
+    }
+
+    fn any_at(&mut self, depth: usize) -> Result<Json> {
+        self.ws();
+        let start = self.i;
+        let rest = &self.b[start..];
+        let word = |w: &str| rest.starts_with(w.as_bytes());
+        let nested = |p: &mut Self| {
+            p.i += 1;
+            if depth >= MAX_JSON_DEPTH {
+                Err(bad("header JSON nests too deeply"))
+            } else {
+                Ok(())
             }
-            Some(Err(e)) => Err(bad(format!("header is not JSON: {e}"))),
-            None => Err(syntax(self.i)),
-        }
+        };
+        let (value, len) = match self.peek() {
+            Some(b'{') => {
+                nested(self)?;
+                let mut members = Object::new();
+                if !self.eat(b'}') {
+                    loop {
+                        let name = self.key()?.into_owned();
+                        // Of duplicate names the last counts (as in Python).
+                        members.insert(name, self.any_at(depth + 1)?);
+                        if !self.next_member(b'}')? {
+                            break;
+                        }
+                    }
+                }
+                return Ok(Json::Object(members));
+            }
+            Some(b'[') => {
+                nested(self)?;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.any_at(depth + 1)?);
+                        if !self.next_member(b']')? {
+                            break;
+                        }
+                    }
+                }
+                return Ok(Json::Array(items));
+            }
+            Some(b'"') => return Ok(Json::String(self.string()?.into_owned())),
+            _ if word("true") => (Json::Bool(true), 4),
+            _ if word("false") => (Json::Bool(false), 5),
+            _ if word("null") => (Json::Null, 4),
+            _ if word("NaN") => (Json::Number("NaN".into()), 3),
+            _ if word("Infinity") => (Json::Number("Infinity".into()), 8),
+            _ if word("-Infinity") => (Json::Number("-Infinity".into()), 9),
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+                let text =
+                    std::str::from_utf8(&self.b[start..self.i]).map_err(|_| syntax(start))?;
+                return Ok(Json::Number(text.into()));
+            }
+            _ => return Err(syntax(start)),
+        };
+        self.i += len;
+        Ok(value)
     }
 
     /// A value that should be a non-negative integer.
@@ -938,8 +995,8 @@ pub struct ArrayOut<'a> {
 /// `json.dumps(..., sort_keys=True)`, like the original writer.
 pub fn write_header<'a>(
     out: &mut Vec<u8>,
-    metadata: &Map<String, Value>,
-    extra: &Map<String, Value>,
+    metadata: &Object,
+    extra: &Object,
     arrays: impl Iterator<Item = ArrayOut<'a>>,
 ) -> Result<()> {
     let start = out.len();
@@ -947,7 +1004,7 @@ pub fn write_header<'a>(
         Arrays,
         Metadata,
         Version,
-        Extra(&'v Value),
+        Extra(&'v Json),
     }
     let mut top: Vec<(&str, Top<'_>)> = vec![
         ("arrays", Top::Arrays),
@@ -1055,11 +1112,10 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
-fn write_object(out: &mut Vec<u8>, members: &Map<String, Value>) {
-    let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+fn write_object(out: &mut Vec<u8>, members: &Object) {
+    // An `Object` is sorted by name already.
     out.push(b'{');
-    for (i, (name, item)) in sorted.into_iter().enumerate() {
+    for (i, (name, item)) in members.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");
         }
@@ -1070,13 +1126,13 @@ fn write_object(out: &mut Vec<u8>, members: &Map<String, Value>) {
     out.push(b'}');
 }
 
-fn write_value(out: &mut Vec<u8>, value: &Value) {
+fn write_value(out: &mut Vec<u8>, value: &Json) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
+        Json::Null => out.extend_from_slice(b"null"),
+        Json::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Json::Number(n) => out.extend_from_slice(n.as_bytes()),
+        Json::String(s) => write_string(out, s),
+        Json::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -1086,7 +1142,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
             }
             out.push(b']');
         }
-        Value::Object(members) => write_object(out, members),
+        Json::Object(members) => write_object(out, members),
     }
 }
 
@@ -1349,6 +1405,7 @@ impl Default for Crc32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn file_with(json: &str, size: usize) -> Vec<u8> {
         let mut f = Vec::new();
@@ -1453,16 +1510,19 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert_eq!((a[0].nbytes, a[1].nbytes, a[2].nbytes), (120, 4, 0));
         assert_eq!(a[1].order, "C");
-        assert_eq!(loaded.header.metadata["user"], 1);
+        assert_eq!(loaded.header.metadata["user"], Json::from(1));
         assert_eq!(loaded.header.generation(), 0);
     }
 
     #[test]
     fn serialization_is_python_style() {
         let mut h = Header::default();
-        h.metadata.insert("z".into(), Value::from("é\n\u{1F600}"));
         h.metadata
-            .insert("a".into(), serde_json::json!({"y": [1, 2], "b": null}));
+            .insert("z".into(), Json::String("é\n\u{1F600}".into()));
+        h.metadata.insert(
+            "a".into(),
+            Json::from(&serde_json::json!({"y": [1, 2], "b": null})),
+        );
         h.arrays.push(Array {
             name: "/x".into(),
             offset: 4096,
@@ -1479,6 +1539,51 @@ mod tests {
         let back = Header::parse(json.as_bytes(), 4099).unwrap();
         assert_eq!(back.arrays, h.arrays);
         assert_eq!(back.metadata["z"], h.metadata["z"]);
+    }
+
+    #[test]
+    fn non_finite_metadata_round_trips_as_written() {
+        // What Python's json.dumps writes for float('nan') and infinities.
+        let json = r#"{"arrays": {}, "metadata": {"_FillValue": NaN, "max": Infinity, "min": -Infinity, "v": [NaN, -0.0, 1e+300, 12345678901234567890123]}, "version": 1}"#;
+        let h = Header::parse(json.as_bytes(), 4096).unwrap();
+        assert_eq!(h.metadata["_FillValue"], Json::Number("NaN".into()));
+        assert_eq!(h.metadata["min"], Json::Number("-Infinity".into()));
+        assert_eq!(String::from_utf8(h.to_json().unwrap()).unwrap(), json);
+        // Only those three words, and not where the format wants integers.
+        for bad_json in [
+            r#"{"metadata": {"x": nan}}"#,
+            r#"{"metadata": {"x": -NaN}}"#,
+            r#"{"metadata": {"x": Infinit}}"#,
+            r#"{"metadata": {"x": +Infinity}}"#,
+            r#"{"metadata": {"x": NaNa}}"#,
+            r#"{"version": NaN}"#,
+            r#"{"arrays": {"a": {"dtype": "|u1", "offset": NaN, "shape": [1]}}}"#,
+            r#"{"arrays": {"a": {"dtype": "|u1", "offset": 4096, "shape": [Infinity]}}}"#,
+        ] {
+            assert!(
+                matches!(
+                    Header::parse(bad_json.as_bytes(), 8192),
+                    Err(Error::Format(_))
+                ),
+                "{bad_json}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_nesting_is_bounded() {
+        let nested = |n: usize| {
+            format!(
+                r#"{{"metadata": {{"x": {}{}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert!(Header::parse(nested(126).as_bytes(), 4096).is_ok());
+        assert!(matches!(
+            Header::parse(nested(100_000).as_bytes(), 4096),
+            Err(Error::Format(_))
+        ));
     }
 
     #[test]
@@ -1621,10 +1726,13 @@ mod tests {
                         return None;
                     }
                 }
-                "metadata" => header.metadata = value.as_object()?.clone(),
+                "metadata" => match Json::from(&value) {
+                    Json::Object(m) => header.metadata = m,
+                    _ => return None,
+                },
                 "arrays" => arrays = Some(value.as_object()?.clone()),
                 _ => {
-                    header.extra.insert(name, value);
+                    header.extra.insert(name, Json::from(&value));
                 }
             }
         }

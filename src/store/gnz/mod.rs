@@ -5,6 +5,7 @@
 //!   original Python writer does, and choosing between the header at offset
 //!   0 and the commit record at the tail (crash recovery).
 //! - `space`: the free-space allocator.
+//! - `json`: header values kept as written (`metadata`, NaN included).
 //! - `stage`: small writes held in memory until the next commit.
 //! - `lock`: the advisory locks (one writer, tracked readers).
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
@@ -17,6 +18,7 @@ mod compact;
 mod copy;
 pub mod format;
 mod index;
+pub mod json;
 mod lock;
 pub mod space;
 mod stage;

@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::json::{Json, Object as JsonObject};
 use memmap2::Mmap;
-use serde_json::{Map as JsonMap, Value};
 
 use super::compact;
 use super::fault;
@@ -129,8 +129,8 @@ struct Built {
     /// dataset marker at the top.
     arrays: usize,
     marked: bool,
-    metadata: JsonMap<String, Value>,
-    extra: JsonMap<String, Value>,
+    metadata: JsonObject,
+    extra: JsonObject,
     generation: u64,
 }
 
@@ -280,8 +280,8 @@ struct Writer {
     /// Small writes not in the file yet (DESIGN.md, "Staging").
     stage: Stage,
     space: Space,
-    metadata: JsonMap<String, Value>,
-    extra: JsonMap<String, Value>,
+    metadata: JsonObject,
+    extra: JsonObject,
     /// The generation of the last commit (or of its durable record).
     generation: u64,
     /// 8 + length of the committed header.
@@ -543,8 +543,8 @@ impl Writer {
             buf: Vec::new(),
             stage: Stage::new(PAGE),
             space: Space::new(PAGE, PAGE),
-            metadata: JsonMap::new(),
-            extra: JsonMap::new(),
+            metadata: JsonObject::new(),
+            extra: JsonObject::new(),
             generation: 0,
             header_len: 0,
             file_len: 0,
@@ -641,20 +641,24 @@ impl Writer {
     /// Writes the header of the current objects, as commit `generation`,
     /// into `self.buf`: 8 bytes for the prefix, then the JSON.
     fn serialize(&mut self, generation: u64) -> Result<()> {
-        let mut metadata = self.metadata.clone();
-        let mut zmap = match metadata.remove("zmap") {
-            Some(Value::Object(z)) => z,
-            _ => JsonMap::new(),
-        };
-        zmap.insert("generation".into(), Value::from(generation));
-        zmap.insert("revision".into(), Value::from(REVISION));
-        metadata.insert("zmap".into(), Value::Object(zmap));
+        // libzmap's entry is rewritten at every commit, in place.
+        let zmap = self
+            .metadata
+            .entry("zmap".into())
+            .or_insert_with(|| Json::Object(JsonObject::new()));
+        if !matches!(zmap, Json::Object(_)) {
+            *zmap = Json::Object(JsonObject::new());
+        }
+        if let Json::Object(zmap) = zmap {
+            zmap.insert("generation".into(), Json::from(generation));
+            zmap.insert("revision".into(), Json::from(REVISION));
+        }
         let arrays = self.objects.by_name();
         self.buf.clear();
         self.buf.extend_from_slice(&[0; PREFIX_LEN as usize]);
         format::write_header(
             &mut self.buf,
-            &metadata,
+            &self.metadata,
             &self.extra,
             arrays.iter().map(|&(name, o)| array_out(name, o)),
         )?;
