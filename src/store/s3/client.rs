@@ -1,20 +1,27 @@
-//! The S3 client of one map: `object_store`'s `AmazonS3`, driven from the
-//! synchronous `Store` API by a private current-thread tokio runtime.
+//! The S3 client of the maps: `object_store`'s `AmazonS3`, driven from the
+//! synchronous `Store` API by a current-thread tokio runtime.
 //!
-//! - Every call ends in `Driver::block_on`. When the calling thread is itself
+//! - One client (and runtime) per endpoint, bucket, region and `AWS_*`
+//!   environment, shared by the maps of a process (`Registry`): a map opened
+//!   after another reuses its pooled connections. A pooled connection is a
+//!   task of the runtime that made it, hence a runtime per client rather
+//!   than per map. Several threads may drive one runtime at once (tokio
+//!   hands its driver from one `block_on` to the next).
+//! - Every call ends in `Driver::run`. When the calling thread is itself
 //!   inside a tokio runtime (where a nested `block_on` would panic), the
 //!   future runs on a scoped helper thread instead.
 //! - After `fork()`, the child must not touch the runtime or the connections
 //!   it inherited (they share the parent's epoll instance and sockets). The
 //!   driver notices the new process id, leaks the inherited client and
-//!   runtime untouched, and builds fresh ones.
+//!   runtime untouched, and uses fresh ones (as does the registry).
 //! - Every HTTP request (retries included) is counted by kind, per map and
-//!   process-wide (`RequestCounts`), through a counting `HttpConnector`.
+//!   process-wide (`RequestCounts`), through a counting `HttpConnector`; the
+//!   map is the one whose call is running (a task-local).
 //! - Retries are bounded (`RETRY`): a stopped server gives a clean error in
 //!   well under ten seconds.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -198,57 +205,51 @@ impl Counters {
     }
 }
 
-/// Makes reqwest clients that count what they send.
+/// Makes reqwest clients that count what they send: process-wide always,
+/// and for the map whose call is running (`CALL`, a task-local), since one
+/// client serves every map of its endpoint and credentials.
 #[derive(Debug)]
-struct CountingConnector {
-    counters: Arc<Counters>,
-}
+struct CountingConnector;
 
 impl HttpConnector for CountingConnector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
         let inner = ReqwestConnector::default().connect(options)?;
-        Ok(HttpClient::new(CountingService {
-            inner,
-            counters: self.counters.clone(),
-        }))
+        Ok(HttpClient::new(CountingService { inner }))
     }
 }
 
 #[derive(Debug)]
 struct CountingService {
     inner: HttpClient,
-    counters: Arc<Counters>,
 }
 
 #[async_trait::async_trait]
 impl HttpService for CountingService {
     async fn call(&self, req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
-        let method = req.method().as_str().to_string();
-        let query = req.uri().query().map(str::to_string);
-        self.counters.record(&method, query.as_deref());
-        PROCESS_COUNTS.record(&method, query.as_deref());
+        let method = req.method().as_str();
+        let query = req.uri().query();
+        PROCESS_COUNTS.record(method, query);
+        let _ = CALL.try_with(|call| call.counters.record(method, query));
         let response = self.inner.execute(req).await;
         if let Ok(r) = &response {
             if matches!(r.status().as_u16(), 401 | 403) {
-                let _ = DENIED.try_with(|denied| denied.store(true, Ordering::Relaxed));
+                let _ = CALL.try_with(|call| call.denied.store(true, Ordering::Relaxed));
             }
         }
         response
     }
 }
 
-tokio::task_local! {
-    /// Set when a response of the current call said 401 or 403.
-    static DENIED: Arc<AtomicBool>;
+/// What the requests of one call report to it.
+struct CallScope {
+    /// The calling map's counters.
+    counters: Arc<Counters>,
+    /// Set when a response said 401 or 403.
+    denied: AtomicBool,
 }
 
-/// Runs `future`, telling whether the server refused a request of it
-/// (401/403). `object_store` reports some refusals (e.g. of a LIST) only as
-/// generic errors; this keeps them `NC_EAUTH`.
-pub async fn watching_denials<F: Future>(future: F) -> (F::Output, bool) {
-    let denied = Arc::new(AtomicBool::new(false));
-    let output = DENIED.scope(denied.clone(), future).await;
-    (output, denied.load(Ordering::Relaxed))
+tokio::task_local! {
+    static CALL: Arc<CallScope>;
 }
 
 /// A runtime and a client, valid in the process that made them.
@@ -275,84 +276,170 @@ impl Drop for Live {
     }
 }
 
-/// The runtime and client of one map.
-pub struct Driver {
-    location: S3Location,
-    counters: Arc<Counters>,
-    live: Mutex<Option<Arc<Live>>>,
-}
-
-impl Driver {
-    pub fn new(location: S3Location, counters: Arc<Counters>) -> Result<Driver> {
-        let driver = Driver {
-            location,
-            counters,
-            live: Mutex::new(None),
-        };
-        driver.live()?;
-        Ok(driver)
-    }
-
-    /// The runtime and client for this process, made on first use and again
-    /// after a fork.
-    fn live(&self) -> Result<Arc<Live>> {
-        let mut slot = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let pid = std::process::id();
-        if let Some(live) = slot.as_ref() {
-            if live.pid == pid {
-                return Ok(live.clone());
-            }
-        }
+impl Live {
+    fn new(location: &S3Location) -> Result<Live> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::S3(format!("cannot start the S3 I/O runtime: {e}")))?;
         let s3 = {
             let _context = runtime.enter();
-            build_client(&self.location, self.counters.clone())?
+            build_client(location)?
         };
-        let live = Arc::new(Live {
-            pid,
+        Ok(Live {
+            pid: std::process::id(),
             runtime: Some(runtime),
             s3: Some(Arc::new(s3)),
-        });
-        // An inherited `Live` (other pid) is dropped here: its Drop leaks it.
-        *slot = Some(live.clone());
-        Ok(live)
+        })
     }
+}
 
-    /// The client, for building a future to pass to `block_on`.
-    pub fn client(&self) -> Result<Arc<AmazonS3>> {
-        let live = self.live()?;
-        live.s3
-            .clone()
-            .ok_or(Error::Internal("S3 client already shut down"))
-    }
+/// Clients kept for reuse by later maps (besides those maps still use).
+const SHARED_KEEP: usize = 8;
 
-    /// Runs `future` to completion on this map's runtime.
-    pub fn block_on<T: Send>(&self, future: impl Future<Output = T> + Send) -> Result<T> {
-        let live = self.live()?;
-        let runtime = live
-            .runtime
-            .as_ref()
-            .ok_or(Error::Internal("S3 runtime already shut down"))?;
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // Inside someone's runtime: a nested block_on would panic.
-            std::thread::scope(|scope| {
-                std::thread::Builder::new()
-                    .name("zmap-s3".into())
-                    .spawn_scoped(scope, || runtime.block_on(future))
-                    .map_err(Error::Io)?
-                    .join()
-                    .map_err(|_| Error::Internal("panic on the S3 I/O thread"))
-            })
-        } else {
-            Ok(runtime.block_on(future))
+/// The clients (each with its runtime, which drives its pooled connections)
+/// of one process, one per endpoint, bucket, region and `AWS_*`
+/// environment: maps opened one after another reuse the client, and so its
+/// connections, instead of connecting again.
+///
+/// After `fork()` the child must not touch what the parent made, the lock
+/// included (another thread of the parent may have held it): the registry
+/// is tied to the process id, and a child installs a fresh one, leaking the
+/// parent's (`Live::drop` also leaks what a child drops).
+struct Registry {
+    pid: u32,
+    /// (key, client), least recently opened first.
+    clients: Mutex<Vec<(String, Arc<Live>)>>,
+}
+
+static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(std::ptr::null_mut());
+
+fn registry() -> &'static Registry {
+    let pid = std::process::id();
+    loop {
+        let current = REGISTRY.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer in REGISTRY comes from Box::leak below
+        // and is never freed.
+        if let Some(registry) = unsafe { current.as_ref() } {
+            if registry.pid == pid {
+                return registry;
+            }
+        }
+        let fresh = Box::into_raw(Box::new(Registry {
+            pid,
+            clients: Mutex::new(Vec::new()),
+        }));
+        match REGISTRY.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // The previous registry (a parent's) is leaked.
+            // SAFETY: just installed, and never freed.
+            Ok(_) => return unsafe { &*fresh },
+            // Another thread installed one first: ours was never shared.
+            // SAFETY: `fresh` came from Box::into_raw above.
+            Err(_) => drop(unsafe { Box::from_raw(fresh) }),
         }
     }
 }
 
-fn build_client(location: &S3Location, counters: Arc<Counters>) -> Result<AmazonS3> {
+/// What decides the client `build_client` makes for `location`.
+fn client_key(location: &S3Location) -> String {
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .collect();
+    env.sort();
+    format!(
+        "{:?} {:?} {:?} {:?} {env:?}",
+        location.endpoint, location.allow_http, location.region, location.bucket
+    )
+}
+
+/// The process's client for `location`, made on first use.
+fn shared(location: &S3Location) -> Result<Arc<Live>> {
+    let key = client_key(location);
+    let mut clients = registry().clients.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = clients.iter().position(|(k, _)| *k == key) {
+        let entry = clients.remove(i);
+        let live = entry.1.clone();
+        clients.push(entry);
+        return Ok(live);
+    }
+    let live = Arc::new(Live::new(location)?);
+    clients.push((key, live.clone()));
+    if clients.len() > SHARED_KEEP {
+        // Forget the least recently opened; maps still using it keep it.
+        clients.remove(0);
+    }
+    Ok(live)
+}
+
+/// The client of one map (shared with other maps of the same endpoint and
+/// credentials, see `Registry`).
+pub struct Driver {
+    location: S3Location,
+    counters: Arc<Counters>,
+    live: Mutex<Arc<Live>>,
+}
+
+impl Driver {
+    pub fn new(location: S3Location, counters: Arc<Counters>) -> Result<Driver> {
+        let live = shared(&location)?;
+        Ok(Driver {
+            location,
+            counters,
+            live: Mutex::new(live),
+        })
+    }
+
+    /// The runtime and client for this process: after a fork, the child's.
+    fn live(&self) -> Result<Arc<Live>> {
+        let mut slot = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.pid != std::process::id() {
+            // The inherited one is dropped here: its Drop leaks it.
+            *slot = shared(&self.location)?;
+        }
+        Ok(slot.clone())
+    }
+
+    /// Runs the future `f` makes with the client to completion, counting its
+    /// requests as this map's. Also tells whether the server refused a
+    /// request of it (401/403): `object_store` reports some refusals (e.g.
+    /// of a LIST) only as generic errors; this keeps them `NC_EAUTH`.
+    ///
+    /// When the calling thread is inside a tokio runtime (where a nested
+    /// `block_on` would panic), the future runs on a scoped helper thread.
+    pub fn run<T, F, Fut>(&self, f: F) -> Result<(T, bool)>
+    where
+        T: Send,
+        F: FnOnce(Arc<AmazonS3>) -> Fut,
+        Fut: Future<Output = T> + Send,
+    {
+        let live = self.live()?;
+        let (Some(runtime), Some(s3)) = (live.runtime.as_ref(), live.s3.as_ref()) else {
+            return Err(Error::Internal("S3 client already shut down"));
+        };
+        let scope = Arc::new(CallScope {
+            counters: self.counters.clone(),
+            denied: AtomicBool::new(false),
+        });
+        let future = CALL.scope(scope.clone(), f(s3.clone()));
+        let output = if tokio::runtime::Handle::try_current().is_ok() {
+            // Inside someone's runtime: a nested block_on would panic.
+            std::thread::scope(|threads| {
+                std::thread::Builder::new()
+                    .name("zmap-s3".into())
+                    .spawn_scoped(threads, || runtime.block_on(future))
+                    .map_err(Error::Io)?
+                    .join()
+                    .map_err(|_| Error::Internal("panic on the S3 I/O thread"))
+            })?
+        } else {
+            runtime.block_on(future)
+        };
+        Ok((output, scope.denied.load(Ordering::Relaxed)))
+    }
+}
+
+fn build_client(location: &S3Location) -> Result<AmazonS3> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(&location.bucket);
     if let Some(endpoint) = &location.endpoint {
         builder = builder
@@ -375,7 +462,7 @@ fn build_client(location: &S3Location, counters: Arc<Counters>) -> Result<Amazon
             AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
             REQUEST_TIMEOUT,
         )
-        .with_http_connector(CountingConnector { counters })
+        .with_http_connector(CountingConnector)
         .build()
         .map_err(|e| Error::S3(e.to_string()))
 }

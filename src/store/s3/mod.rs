@@ -6,9 +6,10 @@
 //!   (path style): see `url.rs`. Key `/a/b/.zarray` is object
 //!   `root/a/b/.zarray`. A dataset is everything below `root/` (segment-aware:
 //!   `root2/...` is another dataset).
-//! - Client: `object_store`'s S3 client on a private current-thread tokio
-//!   runtime per map; works from inside a tokio runtime and in a `fork()`ed
-//!   child (see `client.rs`).
+//! - Client: `object_store`'s S3 client on a current-thread tokio runtime,
+//!   one per endpoint and credentials, shared by the process's maps (a map
+//!   reuses the connections of the maps before it); works from inside a
+//!   tokio runtime and in a `fork()`ed child (see `client.rs`).
 //! - Writes go to a bounded write-back buffer per map and are uploaded once
 //!   per object at flush/close, or when the buffer is full (oldest first):
 //!   `ZMAP_S3_BUFFER_BYTES` (default 64 MiB; `K`, `M`, `G` suffixes accepted).

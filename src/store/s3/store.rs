@@ -56,7 +56,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::buffer::{Buffer, Taken};
-use super::client::{s3_error, watching_denials, Counters, Driver};
+use super::client::{s3_error, Counters, Driver};
 use super::url::S3Location;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -217,8 +217,7 @@ impl S3Store {
         F: FnOnce(Arc<AmazonS3>) -> Fut,
         Fut: Future<Output = object_store::Result<T>> + Send,
     {
-        let s3 = self.driver.client()?;
-        let (result, denied) = self.driver.block_on(watching_denials(f(s3)))?;
+        let (result, denied) = self.driver.run(f)?;
         result.map_err(|e| if denied { Error::Auth } else { s3_error(e) })
     }
 
@@ -535,8 +534,7 @@ impl S3Store {
             let path = self.path(&Key::parse(taken.key.as_bytes())?)?;
             jobs.push((taken.key, taken.seq, path, Bytes::from(taken.data)));
         }
-        let s3 = self.driver.client()?;
-        let (results, denied) = self.driver.block_on(watching_denials(async move {
+        let (results, denied) = self.driver.run(|s3| async move {
             futures_util::stream::iter(jobs.into_iter().map(|(key, seq, path, data)| {
                 let s3 = s3.clone();
                 async move {
@@ -547,7 +545,7 @@ impl S3Store {
             .buffer_unordered(UPLOAD_CONCURRENCY)
             .collect::<Vec<_>>()
             .await
-        }))?;
+        })?;
         let mut first_error = None;
         for (key, seq, data, result) in results {
             match result {
