@@ -6,15 +6,15 @@
 //!
 //! | operation | requests |
 //! |---|---|
-//! | open | 1 LIST (max 2 keys): `NC_EEMPTY` when nothing is below `root/` |
+//! | open | 1 LIST (max 4 keys): `NC_EEMPTY` when nothing is below `root/`; the sizes of the objects listed are kept |
 //! | create, NOCLOBBER | 1 LIST (max 2 keys) |
 //! | create, default | 1 LIST (one level, N); over a dataset also what close(delete) costs; over a prefix without a dataset marker at its top: `NC_EEXIST`, nothing deleted |
-//! | len, exists | 1 HEAD, none for an object in the buffer |
-//! | read | 1 ranged GET (+1 HEAD only when the GET fails, to tell `NC_EEDGE` from an error); none when buffered |
-//! | search | 1 LIST with delimiter (N) |
-//! | write, define, truncate | none when buffered; else see `locate` below, and a GET of the old content when a partial write needs it |
+//! | len, exists | 1 HEAD; none for an object in the buffer, or whose size this map saw less than `SIZE_TTL` (100 ms) ago |
+//! | read | 1 ranged GET, its body copied straight into the caller's buffer (+1 HEAD only when the GET fails, to tell `NC_EEDGE` from an error); none when buffered, or past the end of a size seen less than `SIZE_TTL` ago |
+//! | search | 1 LIST with delimiter (N); the sizes of the objects listed are kept |
+//! | write, define, truncate | none when buffered; else see `locate` below (no HEAD of a key whose size this map knows), and a GET of the old content when a partial write needs it |
 //! | flush, close | 1 PUT per buffered object, or a multipart upload (start + 1 per 8 MiB part + complete) above 8 MiB |
-//! | remove | 1 HEAD (unless buffered) + 1 DELETE, then 1 LIST (max 2 keys) per ancestor level, stopping at the first that still holds something, and 1 DELETE per emptied level (see `delete_dirs`); nothing for an object only ever buffered in a fresh prefix |
+//! | remove | 1 HEAD (unless buffered or its size known) + 1 DELETE, then 1 LIST (max 2 keys) per ancestor level, stopping at the first that still holds something, and 1 DELETE per emptied level (see `delete_dirs`); nothing for an object only ever buffered in a fresh prefix |
 //! | close(delete) | 1 LIST (all keys, N) + 1 DeleteObjects per 1000 keys, + 1 DeleteObjects per depth of emptied directory keys |
 //!
 //! Servers built on a file tree (SeaweedFS) keep a directory after its last
@@ -42,11 +42,31 @@
 //! (`KNOWN_LIMIT` keys): past it, it is dropped and checks ask the server
 //! again. It assumes no other writer changes the dataset while this map is
 //! open (which S3 could not make safe anyway).
+//!
+//! What a map remembers (and so how stale it may be). Another process may
+//! change the dataset while a map is open; S3 gives no way to lock it, and
+//! the other backends make no cross-process promises inside an open map
+//! either. The rules:
+//! - The map's own changes are always seen by it at once: its buffer comes
+//!   first, and every upload, delete and truncate updates what it knows.
+//! - Sizes (from HEAD, GET and LIST answers, and its own uploads) answer
+//!   `len`, `exists` and reads past the end for `SIZE_TTL` (100 ms) after
+//!   they were seen, like a file system's attribute cache: `exists` then
+//!   `len` of one key is one HEAD, and the sizes the open's LIST found
+//!   answer the first questions about the root metadata. After that the
+//!   server is asked again. A key found missing is always asked again.
+//! - The prefix/leaf knowledge (`Known`) and the sizes, for writes, stay
+//!   for the map's lifetime: a write trusts them (see above).
+//! - Searches always ask the server (plus the map's pending keys).
+//!
+//! A size learned by a request sent without the map's lock is dropped if
+//! the map changed the server meanwhile (`State::epoch`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::ops::{Bound, Range};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -74,6 +94,13 @@ const PART_CONCURRENCY: usize = 4;
 const MAX_OBJECT_NAME: usize = 1024;
 /// Most keys remembered for prefix/leaf checks.
 const KNOWN_LIMIT: usize = 1 << 18;
+/// How long a size seen on the server answers `len`, `exists` and reads
+/// without asking again (see "What a map remembers").
+const SIZE_TTL: Duration = Duration::from_millis(100);
+/// Keys asked for by the LIST that checks, at open, that the dataset is not
+/// empty: the first keys of a dataset are usually its root metadata
+/// (`.zattrs`, `.zgroup`, ...), whose sizes are then known.
+const OPEN_PROBE_KEYS: usize = 4;
 
 /// What this map knows of the server's tree, to check prefix/leaf conflicts
 /// (Part A3) without asking every time. See the module documentation.
@@ -86,6 +113,10 @@ struct Known {
     /// Keys (`/` = the root) below which the server held nothing when this
     /// map looked; everything there since was written by this map.
     fresh: HashSet<String>,
+    /// Sizes of objects on the server, as this map last saw them (HEAD, GET,
+    /// LIST) or uploaded them: `len`, `exists`, reads past the end and
+    /// writes answer from here without a HEAD. See "What a map remembers".
+    sizes: HashMap<String, (u64, Instant)>,
 }
 
 impl Known {
@@ -125,11 +156,48 @@ impl Known {
     fn forget(&mut self) {
         *self = Known::default();
     }
+
+    fn note_size(&mut self, key: &str, size: u64) {
+        if self.sizes.len() >= KNOWN_LIMIT && !self.sizes.contains_key(key) {
+            self.sizes.clear();
+        }
+        self.sizes.insert(key.to_string(), (size, Instant::now()));
+    }
+
+    /// The size of `key` last seen, for writes (which already assume that
+    /// nobody else changes the dataset while this map is open).
+    fn size(&self, key: &str) -> Option<u64> {
+        self.sizes.get(key).map(|&(size, _)| size)
+    }
+
+    /// The size of `key` if seen less than `SIZE_TTL` ago, for answers to
+    /// `len`, `exists` and reads.
+    fn recent_size(&self, key: &str) -> Option<u64> {
+        self.sizes
+            .get(key)
+            .filter(|(_, seen)| seen.elapsed() < SIZE_TTL)
+            .map(|&(size, _)| size)
+    }
 }
 
 struct State {
     buffer: Buffer,
     known: Known,
+    /// Counts this map's changes to the server (uploads, deletes): what a
+    /// request made without the lock learned is kept only if none happened
+    /// meanwhile.
+    epoch: u64,
+}
+
+impl State {
+    /// The length of `key` as this map knows it: pending in its buffer, or
+    /// last seen on the server.
+    fn known_len(&self, key: &str) -> Option<u64> {
+        match self.buffer.get(key) {
+            Some(data) => Some(data.len() as u64),
+            None => self.known.recent_size(key),
+        }
+    }
 }
 
 /// Where a key not in the buffer stands, before a write.
@@ -164,12 +232,19 @@ impl S3Store {
             state: Mutex::new(State {
                 buffer: Buffer::new(buffer_bytes),
                 known: Known::default(),
+                epoch: 0,
             }),
         };
         if options.create && !options.noclobber {
             store.clobber()?;
         } else {
-            if !store.any_below(&Key::root())? {
+            let (any, seen) = store.probe(&Key::root(), OPEN_PROBE_KEYS)?;
+            let mut st = store.lock();
+            for (key, size) in seen {
+                st.known.note_size(&key, size);
+            }
+            drop(st);
+            if !any {
                 if !options.create {
                     return Err(Error::Empty);
                 }
@@ -227,24 +302,87 @@ impl S3Store {
         Ok(meta.size)
     }
 
+    /// Keeps the size of `key` seen by a request sent without the lock,
+    /// unless this map changed the server since (`epoch`) or has `key` in
+    /// its buffer.
+    fn learned(&self, epoch: u64, key: &str, size: u64) {
+        let mut st = self.lock();
+        if st.epoch == epoch && !st.buffer.contains(key) {
+            st.known.note_size(key, size);
+        }
+    }
+
+    /// GETs `buf.len()` bytes of `key` at `start` straight into `buf`; the
+    /// object's size. When the object ends before `start + buf.len()`, `buf`
+    /// is left untouched (the caller tells `NC_EEDGE` by the size).
+    fn fetch_into(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<u64> {
+        let path = self.path(key)?;
+        let end = start + buf.len() as u64;
+        let outcome = self.call(|s3| async move {
+            let options = GetOptions::new().with_range(Some(start..end));
+            let result = s3.get_opts(&path, options).await?;
+            let size = result.meta.size;
+            if result.range != (start..end.min(size)) || end > size {
+                return Ok((size, false, 0));
+            }
+            let mut filled = 0;
+            let mut body = result.into_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                let Some(to) = buf.get_mut(filled..filled + chunk.len()) else {
+                    return Ok((size, false, filled + chunk.len()));
+                };
+                to.copy_from_slice(&chunk);
+                filled += chunk.len();
+            }
+            Ok((size, filled == buf.len(), filled))
+        })?;
+        match outcome {
+            (size, _, _) if end > size => Ok(size),
+            (size, true, _) => Ok(size),
+            (size, false, got) => Err(Error::S3(format!(
+                "short or mismatched response for {key}: asked bytes {:?} of {size}, got {got} bytes",
+                start..end
+            ))),
+        }
+    }
+
     /// True if some object lies below `key/` (one LIST of at most two keys).
     /// A server that keeps directories (SeaweedFS) answers this probe of an
     /// empty one with a marker object for `key/` itself, and on S3 a "folder"
     /// made by a console is such an object: it is not below, and it sorts
     /// first, hence the second key.
     fn any_below(&self, key: &Key) -> Result<bool> {
+        Ok(self.probe(key, 2)?.0)
+    }
+
+    /// `any_below` with a page of up to `max_keys` keys (at least 2), and
+    /// the keys and sizes of the objects on it.
+    fn probe(&self, key: &Key, max_keys: usize) -> Result<(bool, Vec<(String, u64)>)> {
         let prefix = format!("{}/", self.path(key)?.as_ref());
         let asked = prefix.clone();
         let page = self.call(|s3| async move {
             let options = PaginatedListOptions {
-                max_keys: Some(2),
+                max_keys: Some(max_keys),
                 ..Default::default()
             };
             s3.list_paginated(Some(&asked), options).await
         })?;
-        let below = |p: &Path| p.as_ref().starts_with(&prefix);
-        Ok(page.result.objects.iter().any(|o| below(&o.location))
-            || page.result.common_prefixes.iter().any(below))
+        let below = |p: &Path| p.as_ref().starts_with(&prefix) && p.as_ref().len() > prefix.len();
+        let mut seen = Vec::new();
+        for o in &page.result.objects {
+            if below(&o.location) {
+                let rel = &o.location.as_ref()[prefix.len() - 1..];
+                let rel = if key.is_root() {
+                    rel.to_string()
+                } else {
+                    format!("{}{rel}", key.as_str())
+                };
+                seen.push((rel, o.size));
+            }
+        }
+        let any = !seen.is_empty() || page.result.common_prefixes.iter().any(below);
+        Ok((any, seen))
     }
 
     /// GETs `range` of `key` (all of it for `None`): the object's size and
@@ -427,10 +565,15 @@ impl S3Store {
     /// become one. Prefix/leaf conflicts are `Err(Invalid)`.
     fn locate(&self, st: &mut State, key: &Key) -> Result<Found> {
         let k = key.as_str();
+        if let Some(size) = st.known.size(k) {
+            st.known.note_object(key);
+            return Ok(Found::Object(size));
+        }
         if !st.known.under_fresh(key) || st.known.objects.contains(k) {
             match self.head(key) {
                 Ok(size) => {
                     st.known.note_object(key);
+                    st.known.note_size(k, size);
                     return Ok(Found::Object(size));
                 }
                 Err(Error::Empty) => {
@@ -546,11 +689,17 @@ impl S3Store {
             .collect::<Vec<_>>()
             .await
         })?;
+        st.epoch += 1;
         let mut first_error = None;
         for (key, seq, data, result) in results {
             match result {
-                Ok(()) => st.known.note_object(&Key::parse(key.as_bytes())?),
+                Ok(()) => {
+                    st.known.note_object(&Key::parse(key.as_bytes())?);
+                    st.known.note_size(&key, data.len() as u64);
+                }
                 Err(e) => {
+                    // The server may hold the old object or the new one.
+                    st.known.sizes.remove(&key);
                     st.buffer.restore(Taken {
                         key,
                         seq,
@@ -597,10 +746,16 @@ impl Store for S3Store {
         if !self.fits(key) {
             return Err(Error::Empty);
         }
-        if let Some(data) = self.lock().buffer.get(key.as_str()) {
-            return Ok(data.len() as u64);
-        }
-        self.head(key)
+        let epoch = {
+            let st = self.lock();
+            if let Some(len) = st.known_len(key.as_str()) {
+                return Ok(len);
+            }
+            st.epoch
+        };
+        let size = self.head(key)?;
+        self.learned(epoch, key.as_str(), size);
+        Ok(size)
     }
 
     fn define(&self, key: &Key) -> Result<()> {
@@ -622,18 +777,32 @@ impl Store for S3Store {
             return Err(Error::Empty);
         }
         let end = start + buf.len() as u64;
-        if let Some(data) = self.lock().buffer.get(key.as_str()) {
-            if end > data.len() as u64 {
+        let epoch = {
+            let st = self.lock();
+            if let Some(data) = st.buffer.get(key.as_str()) {
+                if end > data.len() as u64 {
+                    return Err(Error::Edge);
+                }
+                buf.copy_from_slice(&data[start as usize..end as usize]);
+                return Ok(());
+            }
+            if st
+                .known
+                .recent_size(key.as_str())
+                .is_some_and(|size| end > size)
+            {
                 return Err(Error::Edge);
             }
-            buf.copy_from_slice(&data[start as usize..end as usize]);
-            return Ok(());
-        }
-        match self.fetch(key, Some(start..end)) {
-            Ok((size, _)) if end > size => Err(Error::Edge),
-            Ok((_, bytes)) => {
-                buf.copy_from_slice(&bytes);
-                Ok(())
+            st.epoch
+        };
+        match self.fetch_into(key, start, buf) {
+            Ok(size) => {
+                self.learned(epoch, key.as_str(), size);
+                if end > size {
+                    Err(Error::Edge)
+                } else {
+                    Ok(())
+                }
             }
             Err(Error::S3(why)) => {
                 // A range the object does not have (416), or a server that
@@ -668,10 +837,32 @@ impl Store for S3Store {
             return Ok(Vec::new());
         }
         // The buffer first: an object uploaded meanwhile is then on the server.
-        let mut names = self.lock().buffer.children(prefix.as_str());
+        let (mut names, epoch) = {
+            let st = self.lock();
+            (st.buffer.children(prefix.as_str()), st.epoch)
+        };
         let path = self.path(prefix)?;
         let base = format!("{}/", path.as_ref());
         let listing = self.call(|s3| async move { s3.list_with_delimiter(Some(&path)).await })?;
+        {
+            // The sizes of the objects listed.
+            let mut st = self.lock();
+            if st.epoch == epoch {
+                let parent = if prefix.is_root() {
+                    ""
+                } else {
+                    prefix.as_str()
+                };
+                for o in &listing.objects {
+                    if let Some(name) = o.location.as_ref().strip_prefix(&base) {
+                        let key = format!("{parent}/{name}");
+                        if !name.is_empty() && !name.contains('/') && !st.buffer.contains(&key) {
+                            st.known.note_size(&key, o.size);
+                        }
+                    }
+                }
+            }
+        }
         let found = listing
             .common_prefixes
             .iter()
@@ -690,12 +881,16 @@ impl Store for S3Store {
         let mut st = self.lock();
         let k = key.as_str();
         let buffered = st.buffer.remove(k);
-        let maybe_uploaded = !st.known.under_fresh(key) || st.known.objects.contains(k);
+        let maybe_uploaded = !st.known.under_fresh(key)
+            || st.known.objects.contains(k)
+            || st.known.sizes.contains_key(k);
         if maybe_uploaded {
-            if !buffered {
+            if !buffered && st.known.size(k).is_none() {
                 self.head(key)?;
-                st.known.note_object(key);
             }
+            st.known.note_object(key);
+            st.epoch += 1;
+            st.known.sizes.remove(k);
             let path = self.path(key)?;
             match self.call(|s3| async move { s3.delete(&path).await }) {
                 Ok(()) | Err(Error::Empty) => {}
@@ -717,7 +912,14 @@ impl Store for S3Store {
         let mut st = self.lock();
         let k = key.as_str();
         if !st.buffer.contains(k) {
-            let size = self.head(key)?;
+            let size = match st.known.size(k) {
+                Some(size) => size,
+                None => {
+                    let size = self.head(key)?;
+                    st.known.note_size(k, size);
+                    size
+                }
+            };
             st.known.note_object(key);
             if len == size {
                 return Ok(());
