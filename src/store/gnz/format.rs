@@ -1147,11 +1147,20 @@ fn write_value(out: &mut Vec<u8>, value: &Json) {
 }
 
 /// A JSON string with Python's `ensure_ascii` escapes.
+/// Bytes a JSON string holds as they are (printable ASCII but `"` and `\`).
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        t[b as usize] = b != b'"' && b != b'\\';
+        b += 1;
+    }
+    t
+};
+
 fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    if s.bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-    {
+    if s.bytes().all(|b| PLAIN[b as usize]) {
         out.extend_from_slice(s.as_bytes());
     } else {
         for c in s.chars() {
@@ -1225,10 +1234,10 @@ fn read_record(source: &(impl Source + ?Sized), size: u64) -> Result<Option<(u64
         return Ok(None);
     }
     let json = read_vec(source, size - TRAILER_LEN - len, len, size)?;
-    let mut sum = Crc32::new();
+    let mut sum = crc32fast::Hasher::new();
     sum.update(&json);
     sum.update(&t[..24]);
-    if sum.finish() != crc {
+    if sum.finalize() != crc {
         return Ok(None);
     }
     Ok(Some((generation, json)))
@@ -1240,10 +1249,11 @@ pub fn trailer(json: &[u8], generation: u64) -> [u8; TRAILER_LEN as usize] {
     t[..8].copy_from_slice(RECORD_MAGIC);
     t[8..16].copy_from_slice(&(json.len() as u64).to_le_bytes());
     t[16..24].copy_from_slice(&generation.to_le_bytes());
-    let mut sum = Crc32::new();
+    // CRC-32 as zlib's (IEEE 802.3), by crc32fast (SIMD where available).
+    let mut sum = crc32fast::Hasher::new();
     sum.update(json);
     sum.update(&t[..24]);
-    t[24..28].copy_from_slice(&sum.finish().to_le_bytes());
+    t[24..28].copy_from_slice(&sum.finalize().to_le_bytes());
     t
 }
 
@@ -1329,79 +1339,6 @@ pub fn parse_file(bytes: &[u8]) -> Result<Loaded> {
     load(bytes)
 }
 
-// ---- CRC-32 (IEEE 802.3, as zlib) -------------------------------------------
-
-/// A running CRC-32.
-pub struct Crc32(u32);
-
-/// Slicing-by-8 tables: `CRC_TABLES[0]` is the classic byte table, table
-/// `k` advances a byte's contribution by `k` more bytes.
-const CRC_TABLES: [[u32; 256]; 8] = {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut k = 1;
-    while k < 8 {
-        let mut i = 0;
-        while i < 256 {
-            let prev = t[k - 1][i];
-            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            i += 1;
-        }
-        k += 1;
-    }
-    t
-};
-
-impl Crc32 {
-    pub fn new() -> Crc32 {
-        Crc32(!0)
-    }
-    pub fn update(&mut self, bytes: &[u8]) {
-        let t = &CRC_TABLES;
-        let mut c = self.0;
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let lo = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) ^ c;
-            let hi = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
-            c = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
-        }
-        for &b in words.remainder() {
-            c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.0 = c;
-    }
-    pub fn finish(&self) -> u32 {
-        !self.0
-    }
-}
-
-impl Default for Crc32 {
-    fn default() -> Self {
-        Crc32::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1422,34 +1359,16 @@ mod tests {
 
     #[test]
     fn crc_matches_zlib() {
-        let mut c = Crc32::new();
-        c.update(b"123456789");
-        assert_eq!(c.finish(), 0xCBF4_3926);
-        // Eight bytes at a time or one: the same, in any split.
-        let data: Vec<u8> = (0..1000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
-        let bytewise = |bytes: &[u8]| {
-            let mut c = !0u32;
-            for &b in bytes {
-                c = CRC_TABLES[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-            }
-            !c
-        };
-        for (len, split) in [
-            (0, 0),
-            (1, 0),
-            (7, 3),
-            (8, 8),
-            (9, 1),
-            (100, 37),
-            (1000, 501),
-        ] {
-            let mut c = Crc32::new();
-            c.update(&data[..split]);
-            c.update(&data[split..len]);
-            assert_eq!(c.finish(), bytewise(&data[..len]), "{len} {split}");
-        }
+        // The check value of CRC-32/ISO-HDLC (zlib.crc32(b"123456789")).
+        let t = trailer(b"123456789", 0);
+        let mut sum = crc32fast::Hasher::new();
+        sum.update(b"123456789");
+        assert_eq!(sum.finalize(), 0xCBF4_3926);
+        // And the trailer's sum covers the JSON and the trailer's first 24 bytes.
+        let mut sum = crc32fast::Hasher::new();
+        sum.update(b"123456789");
+        sum.update(&t[..24]);
+        assert_eq!(t[24..28], sum.finalize().to_le_bytes());
     }
 
     #[test]
