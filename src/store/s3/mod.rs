@@ -193,6 +193,115 @@ mod tests {
         }
     }
 
+    /// A dataset below `$ZMAP_TEST_S3_URL` (None: no server, skipped).
+    #[cfg(feature = "s3")]
+    fn server_dataset(name: &str) -> Option<String> {
+        let base = std::env::var("ZMAP_TEST_S3_URL").ok()?;
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(format!(
+            "{}/unit-{name}-{}-{n}",
+            base.trim_end_matches('/'),
+            std::process::id()
+        ))
+    }
+
+    #[cfg(feature = "s3")]
+    fn k(text: &str) -> crate::key::Key {
+        crate::key::Key::parse(text.as_bytes()).unwrap()
+    }
+
+    /// `exists` then `len` is one HEAD; a size seen longer ago is asked
+    /// again; the map's own writes and removes are seen at once.
+    #[cfg(feature = "s3")]
+    #[test]
+    fn sizes_seen_answer_for_a_while() {
+        use crate::map::{Map, NC_WRITE};
+        use crate::store::Impl;
+        let Some(url) = server_dataset("sizes") else {
+            return;
+        };
+        let map = Map::create(Impl::S3, &url, 0, 0).unwrap();
+        for i in 0..6 {
+            map.write(&k(&format!("/a/{i}")), 0, &vec![1u8; i + 1])
+                .unwrap();
+        }
+        map.close(false).unwrap();
+        let map = Map::open(Impl::S3, &url, NC_WRITE, 0).unwrap();
+        let before = request_counts(&url).unwrap();
+        map.exists(&k("/a/5")).unwrap();
+        assert_eq!(map.len(&k("/a/5")).unwrap(), 6);
+        assert_eq!(request_counts(&url).unwrap().since(&before).head, 1);
+        std::thread::sleep(store::SIZE_TTL);
+        let before = request_counts(&url).unwrap();
+        assert_eq!(map.len(&k("/a/5")).unwrap(), 6);
+        assert_eq!(request_counts(&url).unwrap().since(&before).head, 1);
+        // Past the end of a size just seen: no request.
+        let before = request_counts(&url).unwrap();
+        let mut buf = [0u8; 7];
+        assert!(matches!(
+            map.read(&k("/a/5"), 0, &mut buf),
+            Err(Error::Edge)
+        ));
+        assert_eq!(request_counts(&url).unwrap().since(&before).total(), 0);
+        // Own changes are seen at once.
+        map.write(&k("/a/5"), 10, b"x").unwrap();
+        assert_eq!(map.len(&k("/a/5")).unwrap(), 11);
+        map.flush().unwrap();
+        assert_eq!(map.len(&k("/a/5")).unwrap(), 11);
+        map.truncate(&k("/a/5"), 2).unwrap();
+        assert_eq!(map.len(&k("/a/5")).unwrap(), 2);
+        map.flush().unwrap();
+        assert_eq!(map.len(&k("/a/5")).unwrap(), 2);
+        map.remove(&k("/a/5")).unwrap();
+        assert!(matches!(map.len(&k("/a/5")), Err(Error::Empty)));
+        assert!(matches!(map.exists(&k("/a/5")), Err(Error::Empty)));
+        map.close(true).unwrap();
+    }
+
+    /// A name a search did not show needs no HEAD or LIST before it is
+    /// written; the prefix/leaf rules still hold.
+    #[cfg(feature = "s3")]
+    #[test]
+    fn what_a_search_listed_saves_checks() {
+        use crate::map::{Map, NC_WRITE};
+        use crate::store::Impl;
+        let Some(url) = server_dataset("listed") else {
+            return;
+        };
+        let map = Map::create(Impl::S3, &url, 0, 0).unwrap();
+        map.write(&k("/.zgroup"), 0, b"{}").unwrap();
+        map.write(&k("/v/0"), 0, b"x").unwrap();
+        map.close(false).unwrap();
+        let map = Map::open(Impl::S3, &url, NC_WRITE, 0).unwrap();
+        assert_eq!(map.search(&k("/")).unwrap(), [".zgroup", "v"]);
+        assert_eq!(map.search(&k("/v")).unwrap(), ["0"]);
+        let before = request_counts(&url).unwrap();
+        map.write(&k("/w/0"), 0, b"new").unwrap();
+        map.write(&k("/w/1"), 0, b"new").unwrap();
+        map.write(&k("/v/1"), 0, b"new").unwrap();
+        assert_eq!(request_counts(&url).unwrap().since(&before).total(), 0);
+        // Listed names are still checked.
+        assert!(matches!(
+            map.write(&k("/.zgroup/x"), 0, b"x"),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            map.write(&k("/v"), 0, b"x"),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            map.write(&k("/w/0/x"), 0, b"x"),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(map.define(&k("/w")), Err(Error::Invalid(_))));
+        map.close(false).unwrap();
+        let map = Map::open(Impl::S3, &url, 0, 0).unwrap();
+        assert_eq!(map.search(&k("/")).unwrap(), [".zgroup", "v", "w"]);
+        assert_eq!(map.search(&k("/v")).unwrap(), ["0", "1"]);
+        map.close(true).unwrap();
+    }
+
     #[cfg(not(feature = "s3"))]
     #[test]
     fn not_built() {

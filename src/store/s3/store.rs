@@ -25,9 +25,11 @@
 //!
 //! `locate` (a key not in the buffer, before it is written or defined):
 //! - In a *fresh* prefix — one this map created, or found empty on the
-//!   server, so that everything below it is what this map wrote (all of
-//!   which it remembers) — no request at all, except a HEAD when the key is
-//!   an object this map uploaded earlier.
+//!   server, or that a search of its parent did not show, so that
+//!   everything below it is what this map wrote (all of which it
+//!   remembers) — no request at all, except a HEAD when the key is an
+//!   object this map uploaded earlier (none when it knows its size). Nor for
+//!   a key a search of its parent did not show.
 //! - Elsewhere: 1 HEAD on the key; if it is new, for every ancestor not yet
 //!   known to be an intermediate key, 1 HEAD (is it an object? then
 //!   `NC_EINVAL`) and 1 LIST (max 2 keys) below it (anything there? if not,
@@ -57,7 +59,9 @@
 //!   server is asked again. A key found missing is always asked again.
 //! - The prefix/leaf knowledge (`Known`) and the sizes, for writes, stay
 //!   for the map's lifetime: a write trusts them (see above).
-//! - Searches always ask the server (plus the map's pending keys).
+//! - Searches always ask the server (plus the map's pending keys); what a
+//!   search listed stays known to later writes (a name it did not show
+//!   needs no HEAD or LIST, see `locate`).
 //!
 //! A size learned by a request sent without the map's lock is dropped if
 //! the map changed the server meanwhile (`State::epoch`).
@@ -96,7 +100,7 @@ const MAX_OBJECT_NAME: usize = 1024;
 const KNOWN_LIMIT: usize = 1 << 18;
 /// How long a size seen on the server answers `len`, `exists` and reads
 /// without asking again (see "What a map remembers").
-const SIZE_TTL: Duration = Duration::from_millis(100);
+pub(super) const SIZE_TTL: Duration = Duration::from_millis(100);
 /// Keys asked for by the LIST that checks, at open, that the dataset is not
 /// empty: the first keys of a dataset are usually its root metadata
 /// (`.zattrs`, `.zgroup`, ...), whose sizes are then known.
@@ -117,6 +121,14 @@ struct Known {
     /// LIST) or uploaded them: `len`, `exists`, reads past the end and
     /// writes answer from here without a HEAD. See "What a map remembers".
     sizes: HashMap<String, (u64, Instant)>,
+    /// Complete listings this map made (searches), by prefix (`/` = the
+    /// root): the names the server had one level below it then, each with
+    /// whether it was an object (else only a prefix of objects). A name not
+    /// there was neither an object nor above one, and since then only this
+    /// map (whose changes the other fields track) wrote there.
+    listed: HashMap<String, HashMap<String, bool>>,
+    /// Names in `listed`.
+    listed_names: usize,
 }
 
 impl Known {
@@ -166,6 +178,47 @@ impl Known {
 
     /// The size of `key` last seen, for writes (which already assume that
     /// nobody else changes the dataset while this map is open).
+    fn note_listing(&mut self, prefix: &str, names: HashMap<String, bool>) {
+        if self.listed_names + names.len() > KNOWN_LIMIT {
+            self.listed.clear();
+            self.listed_names = 0;
+            if names.len() > KNOWN_LIMIT {
+                return;
+            }
+        }
+        self.listed_names += names.len();
+        if let Some(old) = self.listed.insert(prefix.to_string(), names) {
+            self.listed_names -= old.len();
+        }
+    }
+
+    /// What a listing of the parent of `k` (not the root) showed of it:
+    /// `None` if there was no such listing, `Some(None)` if it did not show
+    /// `k`, else whether `k` was an object.
+    fn listed(&self, k: &str) -> Option<Option<bool>> {
+        let cut = k.rfind('/')?;
+        if k.len() <= 1 {
+            return None;
+        }
+        let parent = if cut == 0 { "/" } else { &k[..cut] };
+        let names = self.listed.get(parent)?;
+        Some(names.get(&k[cut + 1..]).copied())
+    }
+
+    /// True if a listing of `key`'s parent did not show `key`: the server
+    /// then had no object at or below it.
+    fn absent(&self, key: &str) -> bool {
+        self.listed(key) == Some(None)
+    }
+
+    /// True if `key` or one of its ancestors is fresh or was listed
+    /// missing: only this map wrote there.
+    fn unseen(&self, key: &Key) -> bool {
+        self.under_fresh(key)
+            || self.absent(key.as_str())
+            || (!self.listed.is_empty() && key.ancestors().any(|a| self.absent(a)))
+    }
+
     fn size(&self, key: &str) -> Option<u64> {
         self.sizes.get(key).map(|&(size, _)| size)
     }
@@ -569,7 +622,7 @@ impl S3Store {
             st.known.note_object(key);
             return Ok(Found::Object(size));
         }
-        if !st.known.under_fresh(key) || st.known.objects.contains(k) {
+        if !st.known.unseen(key) || st.known.objects.contains(k) {
             match self.head(key) {
                 Ok(size) => {
                     st.known.note_object(key);
@@ -601,6 +654,20 @@ impl S3Store {
                 // Only this map wrote there, and `a` is none of its objects.
                 continue;
             }
+            match st.known.listed(a) {
+                Some(None) => {
+                    // Listed as missing, and not written by this map since.
+                    st.known.fresh.insert(a.to_string());
+                    st.known.dirs.insert(a.to_string());
+                    continue;
+                }
+                Some(Some(false)) => {
+                    // Listed as a prefix only.
+                    st.known.dirs.insert(a.to_string());
+                    continue;
+                }
+                _ => {}
+            }
             match self.head(&ancestor) {
                 Ok(_) => {
                     st.known.note_object(&ancestor);
@@ -623,7 +690,7 @@ impl S3Store {
         if st.buffer.has_below(k) || st.known.has_object_below(k) {
             return Err(Error::Invalid("key is a prefix of existing objects"));
         }
-        if st.known.under_fresh(key) || st.known.fresh.contains(k) {
+        if st.known.unseen(key) || st.known.fresh.contains(k) {
             return Ok(());
         }
         if self.any_below(key)? {
@@ -845,7 +912,8 @@ impl Store for S3Store {
         let base = format!("{}/", path.as_ref());
         let listing = self.call(|s3| async move { s3.list_with_delimiter(Some(&path)).await })?;
         {
-            // The sizes of the objects listed.
+            // What the listing shows: the names below `prefix`, and the
+            // sizes of the objects among them.
             let mut st = self.lock();
             if st.epoch == epoch {
                 let parent = if prefix.is_root() {
@@ -853,14 +921,22 @@ impl Store for S3Store {
                 } else {
                     prefix.as_str()
                 };
+                let mut seen = HashMap::new();
+                for p in &listing.common_prefixes {
+                    if let Some(name) = p.as_ref().strip_prefix(&base) {
+                        seen.insert(name.to_string(), false);
+                    }
+                }
                 for o in &listing.objects {
                     if let Some(name) = o.location.as_ref().strip_prefix(&base) {
                         let key = format!("{parent}/{name}");
                         if !name.is_empty() && !name.contains('/') && !st.buffer.contains(&key) {
                             st.known.note_size(&key, o.size);
                         }
+                        seen.insert(name.to_string(), true);
                     }
                 }
+                st.known.note_listing(prefix.as_str(), seen);
             }
         }
         let found = listing
@@ -881,9 +957,8 @@ impl Store for S3Store {
         let mut st = self.lock();
         let k = key.as_str();
         let buffered = st.buffer.remove(k);
-        let maybe_uploaded = !st.known.under_fresh(key)
-            || st.known.objects.contains(k)
-            || st.known.sizes.contains_key(k);
+        let maybe_uploaded =
+            !st.known.unseen(key) || st.known.objects.contains(k) || st.known.sizes.contains_key(k);
         if maybe_uploaded {
             if !buffered && st.known.size(k).is_none() {
                 self.head(key)?;
