@@ -339,16 +339,24 @@ pub unsafe extern "C" fn nczmap_read(
 ) -> c_int {
     with_map(map, |m| {
         let key = object_key(key)?;
-        let buf: &mut [u8] = match usize::try_from(count) {
-            Ok(0) => &mut [],
-            Ok(n) if n <= isize::MAX as usize && !content.is_null() => {
-                std::slice::from_raw_parts_mut(content as *mut u8, n)
-            }
-            Ok(_) if content.is_null() => return Err(Error::Invalid("NULL buffer")),
-            _ => return Err(Error::Invalid("count too large")),
+        let buf: &mut [u8] = match buffer_len(count, content.is_null())? {
+            0 => &mut [],
+            n => std::slice::from_raw_parts_mut(content as *mut u8, n),
         };
         m.read(&key, start, buf)
     })
+}
+
+/// The length of a caller's buffer of `count` bytes: 0 whatever the
+/// pointer, else a count a slice can have (at most `isize::MAX`) over a
+/// non-NULL pointer.
+fn buffer_len(count: size64_t, null: bool) -> Result<usize> {
+    match usize::try_from(count) {
+        Ok(0) => Ok(0),
+        Ok(n) if n <= isize::MAX as usize && !null => Ok(n),
+        Ok(_) if null => Err(Error::Invalid("NULL buffer")),
+        _ => Err(Error::Invalid("count too large")),
+    }
 }
 
 /// Writes `count` bytes from `content` at `start`. The object is created if
@@ -367,13 +375,9 @@ pub unsafe extern "C" fn nczmap_write(
 ) -> c_int {
     with_map(map, |m| {
         let key = object_key(key)?;
-        let data: &[u8] = match usize::try_from(count) {
-            Ok(0) => &[],
-            Ok(n) if n <= isize::MAX as usize && !content.is_null() => {
-                std::slice::from_raw_parts(content as *const u8, n)
-            }
-            Ok(_) if content.is_null() => return Err(Error::Invalid("NULL buffer")),
-            _ => return Err(Error::Invalid("count too large")),
+        let data: &[u8] = match buffer_len(count, content.is_null())? {
+            0 => &[],
+            n => std::slice::from_raw_parts(content as *const u8, n),
         };
         m.write(&key, start, data)
     })
