@@ -1,9 +1,10 @@
-//! Copying large reads out of a read-only map's file mapping.
+//! Large reads: out of a read-only map's file mapping, or by `pread`.
 //!
 //! A freshly mapped file costs a minor page fault per few pages on first
 //! touch (tmpfs maps 4 KiB pages; fault-around maps 64 KiB per fault), so
 //! one thread copying out of the mapping runs at ~0.75× of a heap `memcpy`
-//! on tmpfs. The faults are per page and independent, so a large copy is
+//! on tmpfs (`pread` from tmpfs ~0.7×, from the page cache of a disk file
+//! ~0.95×). The faults are per page and independent, so a large copy is
 //! split over a few threads: the faults and the copying of the parts
 //! overlap, and a 16 MiB read runs at or above heap `memcpy` speed on two
 //! cores (the same idea as Arrow's parallel memcopy for large buffers).
@@ -24,38 +25,61 @@ const MIN_PART: usize = 2 << 20;
 const MAX_THREADS: usize = 4;
 
 /// Copies `src` into `dst` (same lengths), in parallel when it is large.
-/// A thread that cannot be started leaves its part to the calling thread.
 pub fn copy(dst: &mut [u8], src: &[u8]) {
     debug_assert_eq!(dst.len(), src.len());
+    let done: Result<(), ()> = fill(dst, |part, at| {
+        part.copy_from_slice(&src[at..at + part.len()]);
+        Ok(())
+    });
+    debug_assert!(done.is_ok());
+}
+
+/// Fills `dst` by calling `each(part, at)` for consecutive parts of it
+/// (`at`: the part's offset in `dst`), on several threads when `dst` is
+/// large; the first error wins. A thread that cannot be started leaves its
+/// part to the calling thread.
+pub fn fill<E: Send>(
+    dst: &mut [u8],
+    each: impl Fn(&mut [u8], usize) -> Result<(), E> + Sync,
+) -> Result<(), E> {
     let threads = threads_for(dst.len());
     if threads <= 1 {
-        dst.copy_from_slice(src);
-        return;
+        return each(dst, 0);
     }
-    // Whole pages per part, so no two threads touch the same page.
+    // Page-sized multiples per part.
     let part = dst.len().div_ceil(threads).next_multiple_of(4096);
-    let not_started = thread::scope(|scope| {
-        let mut parts = dst.chunks_mut(part).zip(src.chunks(part)).enumerate();
-        // The calling thread copies the first part itself.
+    let each = &each;
+    let (not_started, outcome) = thread::scope(|scope| {
+        let mut parts = dst.chunks_mut(part).enumerate();
+        // The calling thread fills the first part itself.
         let first = parts.next();
+        let mut running = Vec::new();
         let mut not_started = Vec::new();
-        for (i, (d, s)) in parts {
+        for (i, d) in parts {
             let spawned = thread::Builder::new()
                 .name("zmap-gnz-copy".into())
-                .spawn_scoped(scope, || d.copy_from_slice(s));
-            if spawned.is_err() {
-                not_started.push(i);
+                .spawn_scoped(scope, move || each(d, i * part));
+            match spawned {
+                Ok(handle) => running.push(handle),
+                Err(_) => not_started.push(i),
             }
         }
-        if let Some((_, (d, s))) = first {
-            d.copy_from_slice(s);
+        let mut outcome = first.map_or(Ok(()), |(_, d)| each(d, 0));
+        for handle in running {
+            // A part's panic is re-raised here (the FFI guard catches it).
+            let result = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            outcome = outcome.and(result);
         }
-        not_started
+        (not_started, outcome)
     });
+    outcome?;
     for i in not_started {
         let range = i * part..((i + 1) * part).min(dst.len());
-        dst[range.clone()].copy_from_slice(&src[range]);
+        each(&mut dst[range], i * part)?;
     }
+    Ok(())
 }
 
 /// How many threads copy `len` bytes: 1 below `PARALLEL_FROM`, else one
@@ -93,6 +117,25 @@ mod tests {
             copy(&mut dst, &src);
             assert!(dst == src, "len {len}");
         }
+    }
+
+    #[test]
+    fn fill_gives_each_part_its_offset_and_the_first_error() {
+        let len = (16 << 20) + 5;
+        let mut dst = vec![0u8; len];
+        let ok: Result<(), String> = fill(&mut dst, |part, at| {
+            for (i, b) in part.iter_mut().enumerate() {
+                *b = ((at + i) % 251) as u8;
+            }
+            Ok(())
+        });
+        assert!(ok.is_ok());
+        assert!(dst.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        // A part past the first fails: the whole fill fails.
+        let failed = fill(&mut dst, |_, at| if at > 0 { Err(at) } else { Ok(()) });
+        assert!(matches!(failed, Err(at) if at > 0));
+        let first_fails = fill(&mut dst[..100], |_, at| Err(at));
+        assert_eq!(first_fails, Err(0));
     }
 
     #[test]

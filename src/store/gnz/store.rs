@@ -719,7 +719,10 @@ impl Writer {
         for (s, e) in self.stage.read(buf, at) {
             if s < e {
                 let part = &mut buf[(s - at) as usize..(e - at) as usize];
-                FileExt::read_exact_at(&self.file, part, s)?;
+                // Large reads by several threads at once (copy.rs).
+                super::copy::fill(part, |piece, off| {
+                    FileExt::read_exact_at(&self.file, piece, s + off as u64)
+                })?;
             }
         }
         Ok(())
