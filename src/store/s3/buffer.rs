@@ -92,8 +92,14 @@ impl Buffer {
                 .data
                 .try_reserve(end - before)
                 .map_err(|_| Error::NoMem)?;
-            entry.data.resize(end, 0);
             self.bytes += end - before;
+            if start >= before {
+                // Past the end (the usual append): no zero-fill to overwrite.
+                entry.data.resize(start, 0);
+                entry.data.extend_from_slice(data);
+                return Ok(());
+            }
+            entry.data.resize(end, 0);
         }
         entry.data[start..end].copy_from_slice(data);
         Ok(())
