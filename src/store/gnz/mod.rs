@@ -9,6 +9,7 @@
 //! - `stage`: small writes held in memory until the next commit.
 //! - `lock`: the advisory locks (one writer, tracked readers).
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
+//! - `writeback`: large writes start going to the device before the commit.
 //! - `index`: the objects by key (store::tree over a slab).
 //! - `compact`: planning compaction (dry runs over a copy of the free space).
 //! - `copy`: large reads out of the file mapping, split over threads.
@@ -23,6 +24,7 @@ mod lock;
 pub mod space;
 mod stage;
 mod store;
+mod writeback;
 
 pub use store::GnzStore;
 
