@@ -18,7 +18,7 @@ use super::index::{Index, Layout, Object};
 use super::lock;
 use super::space::{align_up, Space};
 use super::stage::{self, Stage};
-use super::writeback::WriteBehind;
+use super::writeback;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::store::{is_dataset_marker, OpenOptions, Store};
@@ -273,8 +273,6 @@ struct Writer {
     /// The longest header at offset 0 written while readers may have been
     /// open: later headers are padded to it (see `commit`).
     header_high: u64,
-    /// Starts the device write of large writes early (writeback.rs).
-    write_behind: WriteBehind,
     file: File,
     objects: Index,
     /// The header being committed: 8 bytes for its prefix, then its JSON
@@ -541,7 +539,6 @@ impl Writer {
     fn fresh(file: File) -> Result<Writer> {
         let mut writer = Writer {
             header_high: 0,
-            write_behind: WriteBehind::default(),
             file,
             objects: Index::default(),
             buf: Vec::new(),
@@ -628,7 +625,6 @@ impl Writer {
         }
         Ok(Writer {
             header_high: 0,
-            write_behind: WriteBehind::default(),
             file,
             objects,
             buf: Vec::new(),
@@ -703,7 +699,7 @@ impl Writer {
         self.file.write_all_at(data, at)?;
         self.file_len = self.file_len.max(end);
         self.stage.wrote_directly(end);
-        self.write_behind.hint(&self.file, at, data.len());
+        writeback::start(&self.file, at, data.len());
         Ok(())
     }
 
@@ -715,7 +711,7 @@ impl Writer {
         let (at, bytes) = self.stage.staged();
         self.file.write_all_at(bytes, at)?;
         self.file_len = self.file_len.max(at + bytes.len() as u64);
-        self.write_behind.hint(&self.file, at, bytes.len());
+        writeback::start(&self.file, at, bytes.len());
         self.stage.written_out();
         Ok(())
     }
