@@ -144,16 +144,24 @@ fn sixteen_mib_in_one_mib_pieces_is_one_upload() {
     assert_eq!(spent.get, 0, "no read-modify-write: {spent}");
     assert_eq!(spent.part, 2, "two 8 MiB parts: {spent}");
 
-    // Patching 1 MiB of the uploaded object: one GET of it, one upload.
+    // Patching 1 MiB of the uploaded object and appending 5 bytes (a last
+    // part that is not whole pieces): one GET of it, one upload.
     let map = open(&url, NC_WRITE);
     map.write(&key("/var/0.0"), (3 * MIB) as u64, &piece(100))
+        .unwrap();
+    map.write(&key("/var/0.0"), (16 * MIB) as u64, b"tail!")
         .unwrap();
     map.close(false).unwrap();
     let spent = counts(&url);
     assert_eq!((spent.get, spent.uploads()), (1, 1), "{spent}");
+    assert_eq!(spent.part, 3, "8 MiB, 8 MiB, 5 bytes: {spent}");
 
     let map = open(&url, 0);
-    assert_eq!(map.len(&key("/var/0.0")).unwrap(), 16 * MIB as u64);
+    assert_eq!(map.len(&key("/var/0.0")).unwrap(), 16 * MIB as u64 + 5);
+    let mut tail = [0u8; 7];
+    map.read(&key("/var/0.0"), (16 * MIB - 2) as u64, &mut tail)
+        .unwrap();
+    assert_eq!(&tail, &[16, 16, b't', b'a', b'i', b'l', b'!']);
     let mut buf = vec![0u8; MIB];
     for i in 0..16 {
         map.read(&key("/var/0.0"), (i * MIB) as u64, &mut buf)

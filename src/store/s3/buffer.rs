@@ -10,10 +10,11 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use super::content::Content;
 use crate::error::{Error, Result};
 
 struct Entry {
-    data: Vec<u8>,
+    data: Content,
     /// Order of first buffering: the oldest entry is uploaded first.
     seq: u64,
 }
@@ -22,7 +23,7 @@ struct Entry {
 /// place if the upload fails.
 pub struct Taken {
     pub key: String,
-    pub data: Vec<u8>,
+    pub data: Content,
     pub seq: u64,
 }
 
@@ -63,12 +64,13 @@ impl Buffer {
         self.entries.contains_key(key)
     }
 
-    pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.entries.get(key).map(|e| e.data.as_slice())
+    pub fn get(&self, key: &str) -> Option<&Content> {
+        self.entries.get(key).map(|e| &e.data)
     }
 
     /// Buffers `data` as the whole content of `key` (replacing any entry).
     pub fn insert(&mut self, key: &str, data: Vec<u8>) {
+        let data = Content::from_vec(data);
         self.remove(key);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -85,23 +87,9 @@ impl Buffer {
             .get_mut(key)
             .ok_or(Error::Internal("write to an object not in the S3 buffer"))?;
         let start = usize::try_from(start).map_err(|_| Error::NoMem)?;
-        let end = start.checked_add(data.len()).ok_or(Error::NoMem)?;
         let before = entry.data.len();
-        if end > before {
-            entry
-                .data
-                .try_reserve(end - before)
-                .map_err(|_| Error::NoMem)?;
-            self.bytes += end - before;
-            if start >= before {
-                // Past the end (the usual append): no zero-fill to overwrite.
-                entry.data.resize(start, 0);
-                entry.data.extend_from_slice(data);
-                return Ok(());
-            }
-            entry.data.resize(end, 0);
-        }
-        entry.data[start..end].copy_from_slice(data);
+        entry.data.write(start, data)?;
+        self.bytes += entry.data.len() - before;
         Ok(())
     }
 
@@ -112,18 +100,8 @@ impl Buffer {
         ))?;
         let len = usize::try_from(len).map_err(|_| Error::NoMem)?;
         let before = entry.data.len();
-        if len > before {
-            entry
-                .data
-                .try_reserve_exact(len - before)
-                .map_err(|_| Error::NoMem)?;
-            entry.data.resize(len, 0);
-            self.bytes += len - before;
-        } else {
-            entry.data.truncate(len);
-            entry.data.shrink_to_fit();
-            self.bytes -= before - len;
-        }
+        entry.data.truncate(len)?;
+        self.bytes = self.bytes - before + len;
         Ok(())
     }
 
@@ -218,19 +196,25 @@ impl Buffer {
 mod tests {
     use super::*;
 
+    fn bytes_of(c: &Content) -> Vec<u8> {
+        let mut out = vec![0; c.len()];
+        assert!(c.read(0, &mut out));
+        out
+    }
+
     #[test]
     fn writes_extend_and_zero_fill() {
         let mut b = Buffer::new(100);
         b.insert("/a", Vec::new());
         b.write("/a", 4, b"xy").unwrap();
-        assert_eq!(b.get("/a").unwrap(), b"\0\0\0\0xy");
+        assert_eq!(bytes_of(b.get("/a").unwrap()), b"\0\0\0\0xy");
         b.write("/a", 0, b"ab").unwrap();
-        assert_eq!(b.get("/a").unwrap(), b"ab\0\0xy");
+        assert_eq!(bytes_of(b.get("/a").unwrap()), b"ab\0\0xy");
         assert_eq!(b.bytes(), 6);
         b.truncate("/a", 3).unwrap();
-        assert_eq!(b.get("/a").unwrap(), b"ab\0");
+        assert_eq!(bytes_of(b.get("/a").unwrap()), b"ab\0");
         b.truncate("/a", 5).unwrap();
-        assert_eq!(b.get("/a").unwrap(), b"ab\0\0\0");
+        assert_eq!(bytes_of(b.get("/a").unwrap()), b"ab\0\0\0");
         assert_eq!(b.bytes(), 5);
         assert!(b.write("/missing", 0, b"x").is_err());
     }
@@ -262,7 +246,7 @@ mod tests {
         let t = b.take("/k").unwrap();
         b.insert("/k", vec![2, 2]);
         b.restore(t);
-        assert_eq!(b.get("/k").unwrap(), &[2, 2]);
+        assert_eq!(bytes_of(b.get("/k").unwrap()), &[2, 2]);
         assert_eq!(b.bytes(), 2);
     }
 

@@ -30,6 +30,10 @@ use crate::error::{Error, Result};
 mod buffer;
 #[cfg(feature = "s3")]
 mod client;
+/// Buffered objects in 1 MiB pieces (no copies while they grow or upload).
+#[cfg(any(feature = "s3", test))]
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+mod content;
 #[cfg(feature = "s3")]
 mod store;
 #[cfg(any(feature = "s3", test))]

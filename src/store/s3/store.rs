@@ -81,6 +81,7 @@ use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::buffer::{Buffer, Taken};
 use super::client::{s3_error, Counters, Driver};
+use super::content::{Content, PIECE};
 use super::url::S3Location;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -90,6 +91,7 @@ use crate::store::{is_dataset_marker, OpenOptions, Store};
 pub const MULTIPART_THRESHOLD: usize = 8 << 20;
 /// Size of each part but the last (S3 wants at least 5 MiB).
 const PART_SIZE: usize = 8 << 20;
+const _: () = assert!(PART_SIZE % PIECE == 0, "parts are whole pieces");
 /// Objects uploaded at once by a flush.
 const UPLOAD_CONCURRENCY: usize = 8;
 /// Parts of one object uploaded at once.
@@ -247,7 +249,7 @@ impl State {
     /// last seen on the server.
     fn known_len(&self, key: &str) -> Option<u64> {
         match self.buffer.get(key) {
-            Some(data) => Some(data.len() as u64),
+            Some(content) => Some(content.len() as u64),
             None => self.known.recent_size(key),
         }
     }
@@ -742,13 +744,13 @@ impl S3Store {
         let mut jobs = Vec::with_capacity(items.len());
         for taken in items {
             let path = self.path(&Key::parse(taken.key.as_bytes())?)?;
-            jobs.push((taken.key, taken.seq, path, Bytes::from(taken.data)));
+            jobs.push((taken.key, taken.seq, path, taken.data.into_pieces()));
         }
         let (results, denied) = self.driver.run(|s3| async move {
             futures_util::stream::iter(jobs.into_iter().map(|(key, seq, path, data)| {
                 let s3 = s3.clone();
                 async move {
-                    let result = put_object(&s3, &path, data.clone()).await;
+                    let result = put_object(&s3, &path, &data).await;
                     (key, seq, data, result)
                 }
             }))
@@ -762,7 +764,9 @@ impl S3Store {
             match result {
                 Ok(()) => {
                     st.known.note_object(&Key::parse(key.as_bytes())?);
-                    st.known.note_size(&key, data.len() as u64);
+                    let size = data.iter().map(Bytes::len).sum::<usize>();
+                    st.known.note_size(&key, size as u64);
+                    Content::recycle(data);
                 }
                 Err(e) => {
                     // The server may hold the old object or the new one.
@@ -770,7 +774,7 @@ impl S3Store {
                     st.buffer.restore(Taken {
                         key,
                         seq,
-                        data: Vec::from(data),
+                        data: Content::from_pieces(data),
                     });
                     first_error.get_or_insert(if denied { Error::Auth } else { s3_error(e) });
                 }
@@ -782,18 +786,18 @@ impl S3Store {
 
 /// One object, in one PUT or, above `MULTIPART_THRESHOLD`, a multipart
 /// upload (aborted if a part fails).
-async fn put_object(s3: &AmazonS3, path: &Path, data: Bytes) -> object_store::Result<()> {
-    if data.len() <= MULTIPART_THRESHOLD {
-        s3.put(path, PutPayload::from(data)).await?;
+async fn put_object(s3: &AmazonS3, path: &Path, pieces: &[Bytes]) -> object_store::Result<()> {
+    let len: usize = pieces.iter().map(Bytes::len).sum();
+    if len <= MULTIPART_THRESHOLD {
+        s3.put(path, pieces.iter().cloned().collect::<PutPayload>())
+            .await?;
         return Ok(());
     }
     let mut upload = s3.put_multipart(path).await?;
-    let parts: Vec<_> = (0..data.len())
-        .step_by(PART_SIZE)
-        .map(|start| {
-            let end = (start + PART_SIZE).min(data.len());
-            upload.put_part(PutPayload::from(data.slice(start..end)))
-        })
+    // Whole pieces per part (PART_SIZE is a multiple of PIECE): no copies.
+    let parts: Vec<_> = pieces
+        .chunks(PART_SIZE / PIECE)
+        .map(|part| upload.put_part(part.iter().cloned().collect::<PutPayload>()))
         .collect();
     let sent = futures_util::stream::iter(parts)
         .buffer_unordered(PART_CONCURRENCY)
@@ -846,11 +850,11 @@ impl Store for S3Store {
         let end = start + buf.len() as u64;
         let epoch = {
             let st = self.lock();
-            if let Some(data) = st.buffer.get(key.as_str()) {
-                if end > data.len() as u64 {
+            if let Some(content) = st.buffer.get(key.as_str()) {
+                let start = usize::try_from(start).map_err(|_| Error::Edge)?;
+                if !content.read(start, buf) {
                     return Err(Error::Edge);
                 }
-                buf.copy_from_slice(&data[start as usize..end as usize]);
                 return Ok(());
             }
             if st
