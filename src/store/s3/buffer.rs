@@ -1,5 +1,5 @@
 //! The write-back buffer of one S3 map: whole copies of the objects this map
-//! has changed and not uploaded yet.
+//! has changed and not uploaded yet (each a `Content`, in 1 MiB pieces).
 //!
 //! S3 objects are immutable, so a partial write is a read-modify-write of the
 //! whole object. Buffering makes a run of partial writes to one object cost
