@@ -244,3 +244,55 @@ fn zero_length_and_sparse_objects() {
         Json::from(&json!({"generation": generation, "revision": 1}))
     );
 }
+
+/// The header's length field at offset 0, prefix included.
+fn header_len_at_zero(path: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    8 + u64::from(u32::from_le_bytes(bytes[4..8].try_into().unwrap()))
+}
+
+#[test]
+fn header_never_shrinks_under_a_reader_across_writer_sessions() {
+    // A reader's snapshot object lies right after a small header. One writer
+    // session grows the header over it (moving the object); a later session
+    // removes keys again. Had the header at 0 shrunk back to the length the
+    // reader saw, the reader could not tell that its object was overwritten
+    // (found by the gnz_ops fuzzer).
+    let (_dir, path) = temp_gnz("sessions");
+    let map = create(&path);
+    map.write(&key("/a"), 0, &[7u8; 100]).unwrap();
+    map.close(false).unwrap();
+    let reader = open_ro(&path).unwrap();
+    let at_open = header_len_at_zero(&path);
+
+    let long = "x".repeat(200);
+    let map = open_rw(&path).unwrap();
+    for i in 0..40 {
+        map.write(&key(&format!("/k{i}/{long}")), 0, b"1").unwrap();
+    }
+    map.close(false).unwrap();
+    let grown = header_len_at_zero(&path);
+    assert!(grown > at_open + 4096, "{grown} {at_open}");
+
+    let map = open_rw(&path).unwrap();
+    for i in 0..40 {
+        map.remove(&key(&format!("/k{i}/{long}"))).unwrap();
+    }
+    map.close(false).unwrap();
+    assert!(header_len_at_zero(&path) >= grown, "shrank under a reader");
+    let mut buf = [0u8; 100];
+    match reader.read(&key("/a"), 0, &mut buf) {
+        Ok(()) => assert_eq!(buf, [7u8; 100]),
+        Err(e) => assert_eq!(code::<()>(Err(e)), NC_EACCESS),
+    }
+    reader.close(false).unwrap();
+
+    // Without readers the header gets short again.
+    let map = open_rw(&path).unwrap();
+    map.write(&key("/b"), 0, b"2").unwrap();
+    map.close(false).unwrap();
+    assert!(header_len_at_zero(&path) < grown);
+    let map = open_ro(&path).unwrap();
+    assert_eq!(read_all(&map, "/a"), [7u8; 100]);
+    map.close(false).unwrap();
+}

@@ -578,15 +578,7 @@ impl Writer {
             ..
         } = loaded.header;
         let foreign = &foreign;
-        let header_len = PREFIX_LEN + loaded.json.len() as u64;
-        if loaded.recovered {
-            // The header at 0 is torn or older than the durable record:
-            // finish that commit.
-            let mut bytes = format::prefix(loaded.json.len())?.to_vec();
-            bytes.extend_from_slice(&loaded.json);
-            lock::with_header_lock(&file, true, || Ok(file.write_all_at(&bytes, 0)?))?;
-            file.sync_data()?;
-        }
+        let mut header_len = PREFIX_LEN + loaded.json.len() as u64;
         // The header region: the header, and the rest of its page unless an
         // object starts there.
         let mut extents: Vec<(u64, u64)> = objects
@@ -602,6 +594,25 @@ impl Writer {
         // Readers open now may hold an older snapshot: what the header does
         // not reference may still be theirs until a commit without readers.
         let readers = lock::readers_present(&file)?;
+        // While readers are open the header at 0 must not get shorter (see
+        // `commit`), across writer sessions too: start from what is there
+        // (the header as loaded, padding included, or a longer torn one).
+        let mut header_high = header_len;
+        if readers {
+            if let Some(at_zero) = header_len_at_zero(&file)?.filter(|&l| l <= floor) {
+                header_high = header_high.max(at_zero);
+            }
+        }
+        if loaded.recovered {
+            // The header at 0 is torn or older than the durable record:
+            // finish that commit (padded as a commit would be).
+            let mut bytes = format::prefix(loaded.json.len())?.to_vec();
+            bytes.extend_from_slice(&loaded.json);
+            pad_header(&mut bytes, header_high)?;
+            lock::with_header_lock(&file, true, || Ok(file.write_all_at(&bytes, 0)?))?;
+            file.sync_data()?;
+            header_len = bytes.len() as u64;
+        }
         let file_len = loaded.size;
         let mut space = Space::new(floor, if readers { end.max(file_len) } else { end });
         let mut at = floor;
@@ -624,7 +635,7 @@ impl Writer {
             space.free_after_commit(s, e);
         }
         Ok(Writer {
-            header_high: 0,
+            header_high,
             file,
             objects,
             buf: Vec::new(),
@@ -1077,10 +1088,7 @@ impl Writer {
         let padded;
         let bytes: &[u8] = if readers_now && (self.buf.len() as u64) < self.header_high {
             let mut grown = self.buf.clone();
-            grown.resize(self.header_high as usize, b' ');
-            let json_len = u32::try_from(grown.len() as u64 - PREFIX_LEN)
-                .map_err(|_| Error::Internal("header too long"))?;
-            grown[4..8].copy_from_slice(&json_len.to_le_bytes());
+            pad_header(&mut grown, self.header_high)?;
             padded = grown;
             &padded
         } else {
@@ -1558,4 +1566,32 @@ impl Store for GnzStore {
 
 fn read(w: &RwLock<Writer>) -> RwLockReadGuard<'_, Writer> {
     w.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Pads a header (`GNZ1`, length, JSON) with trailing spaces (still valid
+/// JSON) to `len` bytes, fixing its length field; no-op if it is as long.
+fn pad_header(header: &mut Vec<u8>, len: u64) -> Result<()> {
+    if (header.len() as u64) >= len {
+        return Ok(());
+    }
+    header.resize(len as usize, b' ');
+    let json_len =
+        u32::try_from(len - PREFIX_LEN).map_err(|_| Error::Internal("header too long"))?;
+    header[4..8].copy_from_slice(&json_len.to_le_bytes());
+    Ok(())
+}
+
+/// The length (prefix included) the header at offset 0 claims, if it
+/// starts with the magic.
+fn header_len_at_zero(file: &File) -> Result<Option<u64>> {
+    let mut prefix = [0u8; PREFIX_LEN as usize];
+    match FileExt::read_exact_at(file, &mut prefix, 0) {
+        Ok(()) if &prefix[..4] == format::MAGIC => {
+            let len = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
+            Ok(Some(PREFIX_LEN + u64::from(len)))
+        }
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
