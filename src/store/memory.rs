@@ -81,6 +81,26 @@ fn grow(object: &mut Vec<u8>, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Writes `data` at `start`, zero-filling a gap; what lies past the end is
+/// appended straight from `data` (no zeros written first). Memory is had
+/// before anything changes.
+fn put(object: &mut Vec<u8>, start: u64, data: &[u8]) -> Result<()> {
+    let start = usize::try_from(start).map_err(|_| Error::NoMem)?;
+    let end = start.checked_add(data.len()).ok_or(Error::NoMem)?;
+    let inside = object.len().saturating_sub(start).min(data.len());
+    if end > object.len() {
+        object
+            .try_reserve_exact(end - object.len())
+            .map_err(|_| Error::NoMem)?;
+        if start > object.len() {
+            object.resize(start, 0);
+        }
+        object.extend_from_slice(&data[inside..]);
+    }
+    object[start..start + inside].copy_from_slice(&data[..inside]);
+    Ok(())
+}
+
 impl Store for MemoryStore {
     fn len(&self, key: &Key) -> Result<u64> {
         let objects = self.dataset.read();
@@ -111,17 +131,13 @@ impl Store for MemoryStore {
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
         let mut objects = self.dataset.write();
-        let end = start + data.len() as u64;
         if let Some(object) = objects.get_mut(key.as_str()) {
-            grow(object, end)?;
-            object[start as usize..end as usize].copy_from_slice(data);
-            return Ok(());
+            return put(object, start, data);
         }
         objects.check_leaf(key.as_str())?;
         // Allocated before it is linked: a failed write leaves no object.
         let mut object = Vec::new();
-        grow(&mut object, end)?;
-        object[start as usize..end as usize].copy_from_slice(data);
+        put(&mut object, start, data)?;
         objects.insert(key.as_str(), object);
         Ok(())
     }
