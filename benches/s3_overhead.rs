@@ -20,12 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::AmazonS3;
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
-use object_store::{
-    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use zmap::map::NC_WRITE;
 use zmap::store::s3::{process_request_counts, RequestCounts};
 use zmap::{Impl, Key, Map};
@@ -157,28 +155,11 @@ async fn open_probe(s3: &AmazonS3, root: &str) {
     assert!(!page.result.objects.is_empty(), "no dataset at {root}");
 }
 
-/// The client the backend builds (client.rs `build_client`), minus its
-/// request-counting connector.
-fn bare_client(endpoint: &str, bucket: &str) -> AmazonS3 {
-    AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_endpoint(endpoint)
-        .with_virtual_hosted_style_request(false)
-        .with_allow_http(endpoint.starts_with("http://"))
-        .with_retry(RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: Duration::from_millis(50),
-                max_backoff: Duration::from_secs(1),
-                base: 2.0,
-            },
-            max_retries: 3,
-            retry_timeout: Duration::from_secs(5),
-        })
-        .with_config(
-            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-            "3s",
-        )
-        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
+/// The client the backend builds (same configuration, by the backend's own
+/// builder), minus its request-counting connector.
+fn bare_client(dataset_url: &str) -> AmazonS3 {
+    zmap::store::s3::client_builder(dataset_url)
+        .expect("ZMAP_TEST_S3_URL")
         .build()
         .expect("bare client")
 }
@@ -407,7 +388,7 @@ fn main() {
         .expect("runtime");
     let s3 = Arc::new({
         let _g = rt.enter();
-        bare_client(&endpoint, &bucket)
+        bare_client(&url)
     });
 
     let mut zmap_runs = Vec::new();

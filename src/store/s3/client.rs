@@ -440,6 +440,15 @@ impl Driver {
 }
 
 fn build_client(location: &S3Location) -> Result<AmazonS3> {
+    builder(location)
+        .with_http_connector(CountingConnector)
+        .build()
+        .map_err(|e| Error::S3(e.to_string()))
+}
+
+/// The client configuration of the maps (endpoint, path style, region,
+/// retries, timeouts), before the request-counting connector.
+pub fn builder(location: &S3Location) -> AmazonS3Builder {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(&location.bucket);
     if let Some(endpoint) = &location.endpoint {
         builder = builder
@@ -462,9 +471,6 @@ fn build_client(location: &S3Location) -> Result<AmazonS3> {
             AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
             REQUEST_TIMEOUT,
         )
-        .with_http_connector(CountingConnector)
-        .build()
-        .map_err(|e| Error::S3(e.to_string()))
 }
 
 /// `object_store` errors as this crate's: not found → `Empty`, refused

@@ -71,6 +71,15 @@ pub fn request_counts(location: &str) -> Option<RequestCounts> {
     registry::find(&id).map(|c| c.snapshot())
 }
 
+/// The `object_store` client configuration the maps use for the dataset
+/// URL `location` (same endpoint, path style, region, retries and
+/// timeouts), without their request counting: for baselines that must make
+/// the same requests the same way (benches/s3_overhead.rs).
+#[cfg(feature = "s3")]
+pub fn client_builder(location: &str) -> Result<object_store::aws::AmazonS3Builder> {
+    Ok(client::builder(&url::parse(location)?))
+}
+
 /// Every S3 request this process has made.
 #[cfg(feature = "s3")]
 pub fn process_request_counts() -> RequestCounts {
