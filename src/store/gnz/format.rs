@@ -1196,17 +1196,29 @@ pub fn prefix(json_len: usize) -> Result<[u8; 8]> {
     Ok(p)
 }
 
+/// The length (prefix included) the header at offset 0 claims, if the
+/// source (of `size` bytes) starts with the magic.
+pub fn claimed_header_len(source: &(impl Source + ?Sized), size: u64) -> Result<Option<u64>> {
+    if size < PREFIX_LEN {
+        return Ok(None);
+    }
+    let mut p = [0u8; PREFIX_LEN as usize];
+    source.read_exact_at(&mut p, 0)?;
+    if &p[..4] != MAGIC {
+        return Ok(None);
+    }
+    Ok(Some(
+        PREFIX_LEN + u64::from(u32::from_le_bytes([p[4], p[5], p[6], p[7]])),
+    ))
+}
+
 /// The JSON of the header at offset 0.
 fn read_primary(source: &(impl Source + ?Sized), size: u64) -> Result<Vec<u8>> {
     if size < PREFIX_LEN {
         return Err(bad("file too short for a GNZ header"));
     }
-    let mut p = [0u8; 8];
-    source.read_exact_at(&mut p, 0)?;
-    if &p[..4] != MAGIC {
-        return Err(bad("not a GNZ file (bad magic)"));
-    }
-    let len = u64::from(u32::from_le_bytes([p[4], p[5], p[6], p[7]]));
+    let len = claimed_header_len(source, size)?.ok_or_else(|| bad("not a GNZ file (bad magic)"))?
+        - PREFIX_LEN;
     if len > MAX_HEADER_LEN {
         return Err(bad("header longer than 1 GiB"));
     }

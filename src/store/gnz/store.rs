@@ -599,7 +599,9 @@ impl Writer {
         // (the header as loaded, padding included, or a longer torn one).
         let mut header_high = header_len;
         if readers {
-            if let Some(at_zero) = header_len_at_zero(&file)?.filter(|&l| l <= floor) {
+            if let Some(at_zero) =
+                format::claimed_header_len(&file, loaded.size)?.filter(|&l| l <= floor)
+            {
                 header_high = header_high.max(at_zero);
             }
         }
@@ -1575,23 +1577,7 @@ fn pad_header(header: &mut Vec<u8>, len: u64) -> Result<()> {
         return Ok(());
     }
     header.resize(len as usize, b' ');
-    let json_len =
-        u32::try_from(len - PREFIX_LEN).map_err(|_| Error::Internal("header too long"))?;
-    header[4..8].copy_from_slice(&json_len.to_le_bytes());
+    let prefix = format::prefix((len - PREFIX_LEN) as usize)?;
+    header[..PREFIX_LEN as usize].copy_from_slice(&prefix);
     Ok(())
-}
-
-/// The length (prefix included) the header at offset 0 claims, if it
-/// starts with the magic.
-fn header_len_at_zero(file: &File) -> Result<Option<u64>> {
-    let mut prefix = [0u8; PREFIX_LEN as usize];
-    match FileExt::read_exact_at(file, &mut prefix, 0) {
-        Ok(()) if &prefix[..4] == format::MAGIC => {
-            let len = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
-            Ok(Some(PREFIX_LEN + u64::from(len)))
-        }
-        Ok(()) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
