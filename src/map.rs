@@ -182,6 +182,12 @@ impl Map {
         self.store.compact()
     }
 
+    /// What the open has to tell a user (the library itself never prints):
+    /// e.g. why a map asked for writable is read-only. Empty when all is well.
+    pub fn warnings(&self) -> Vec<String> {
+        self.store.warnings()
+    }
+
     /// Backend facts for tools, as name/value pairs.
     pub fn stats(&self) -> Vec<(String, String)> {
         self.store.stats()

@@ -127,6 +127,7 @@ macro_rules! backend_suite {
     (@tests $imp:expr, $fixture:path; $($scenario:ident),* $(,)?) => {
         $(
             #[test]
+            #[allow(clippy::print_stderr)] // a test's own output, not the library's
             fn $scenario() {
                 let fixture = $fixture();
                 if fixture.location.is_empty() { eprintln!("skipped: no dataset for this backend here"); return; }

@@ -120,6 +120,13 @@ pub trait Store: Send + Sync {
         false
     }
 
+    /// Diagnostics of the open for tools to show (e.g. arrays of a GNZ file
+    /// that are not keys, which made the map read-only). The library never
+    /// prints; a tool asks here (`Map::warnings`). None by default.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Backend facts for tools (`zmap info`): name/value pairs such as
     /// header size or free space. None by default.
     fn stats(&self) -> Vec<(String, String)> {

@@ -67,7 +67,9 @@ impl Target {
     }
 
     fn open(&self, mode: i32) -> Result<Map, Failure> {
-        Map::open(self.imp, &self.location, mode, 0).map_err(|e| self.dataset_error(e))
+        Map::open(self.imp, &self.location, mode, 0)
+            .map(show_warnings)
+            .map_err(|e| self.dataset_error(e))
     }
 
     /// An error of open/create, with what it means for this dataset.
@@ -86,7 +88,9 @@ impl Target {
     /// else an existing dataset is emptied.
     pub fn create(&self, keep: bool) -> Result<Map, Failure> {
         let mode = if keep { NC_NOCLOBBER } else { 0 };
-        Map::create(self.imp, &self.location, mode, 0).map_err(|e| self.dataset_error(e))
+        Map::create(self.imp, &self.location, mode, 0)
+            .map(show_warnings)
+            .map_err(|e| self.dataset_error(e))
     }
 
     /// The local file or directory behind a FILE or GNZ dataset.
@@ -101,6 +105,15 @@ impl Target {
     pub fn key_context(&self, key: &Key) -> String {
         format!("{} {}", self.location, key)
     }
+}
+
+/// Prints what the library has to say about a map it opened (it never
+/// prints itself), on stderr.
+fn show_warnings(map: Map) -> Map {
+    for warning in map.warnings() {
+        eprintln!("zmap: warning: {warning}");
+    }
+    map
 }
 
 /// The backend a URL names (see the crate doc of the binary).

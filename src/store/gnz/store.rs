@@ -213,9 +213,11 @@ fn array_out<'a>(name: &'a str, o: &'a Object) -> ArrayOut<'a> {
     }
 }
 
-fn report_skipped(path: &Path, skipped: &[String]) {
+/// The diagnostic of an open that skipped arrays (`Store::warnings`): the
+/// library never prints it itself.
+fn skipped_warning(path: &Path, skipped: &[String]) -> Option<String> {
     if skipped.is_empty() {
-        return;
+        return None;
     }
     let shown: Vec<String> = skipped.iter().take(5).map(|n| format!("{n:?}")).collect();
     let more = if skipped.len() > 5 {
@@ -223,12 +225,12 @@ fn report_skipped(path: &Path, skipped: &[String]) {
     } else {
         String::new()
     };
-    eprintln!(
-        "zmap: {}: GNZ arrays that are not valid zmap keys were skipped and the file is \
+    Some(format!(
+        "{}: GNZ arrays that are not valid zmap keys were skipped and the file is \
          read-only: {}{more}",
         path.display(),
         shown.join(", ")
-    );
+    ))
 }
 
 // ---- file helpers ------------------------------------------------------------
@@ -267,6 +269,8 @@ struct Reader {
     generation: u64,
     header_len: u64,
     skipped: usize,
+    /// What the open would have told a user (`Store::warnings`).
+    warning: Option<String>,
 }
 
 struct Writer {
@@ -332,7 +336,6 @@ impl GnzStore {
     /// objects (the file is then read-only).
     fn from_loaded(path: PathBuf, file: File, loaded: Loaded<Built>) -> Result<GnzStore> {
         if !loaded.header.skipped.is_empty() {
-            report_skipped(&path, &loaded.header.skipped);
             lock::unlock_writer(&file)?;
             let reader = Reader::open(&path, file)?;
             return Ok(GnzStore {
@@ -470,7 +473,7 @@ impl Reader {
         })?;
         let header_len = PREFIX_LEN + loaded.json.len() as u64;
         let built = loaded.header;
-        report_skipped(path, &built.skipped);
+        let warning = skipped_warning(path, &built.skipped);
         let objects = built.objects;
         let size = map.len() as u64;
         if objects.values().any(|o| o.offset + o.len > size) {
@@ -480,6 +483,7 @@ impl Reader {
             generation: built.generation,
             header_len,
             skipped: built.skipped.len(),
+            warning,
             objects,
             map,
             file,
@@ -1452,6 +1456,13 @@ impl Writer {
 impl Store for GnzStore {
     fn refuses_writes(&self) -> bool {
         matches!(self.state, State::Reader(_))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        match &self.state {
+            State::Reader(r) => r.warning.iter().cloned().collect(),
+            State::Writer(_) => Vec::new(),
+        }
     }
 
     fn len(&self, key: &Key) -> Result<u64> {

@@ -19,8 +19,8 @@
 //! - Errors: not found → `NC_EEMPTY`, refused credentials → `NC_EAUTH`,
 //!   anything else → `NC_ES3`. Retries are bounded (a few seconds).
 //! - Requests are counted per map and per process (`request_counts`,
-//!   `process_request_counts`); with `ZMAP_S3_STATS=1` each map prints its
-//!   counts to stderr when it is closed.
+//!   `process_request_counts`, and a map's `stats` for `zmap info`); the
+//!   library never prints them.
 
 use super::OpenOptions;
 use crate::error::{Error, Result};
@@ -143,20 +143,6 @@ fn parse_size(text: &str) -> Option<usize> {
     };
     let n: usize = digits.trim().parse().ok()?;
     n.checked_mul(1usize << shift)
-}
-
-/// With `ZMAP_S3_STATS` set (and not `0`), prints a closing map's request
-/// counts to stderr.
-#[cfg(feature = "s3")]
-fn report_counts(store: &store::S3Store) {
-    let wanted = std::env::var("ZMAP_S3_STATS").is_ok_and(|v| !v.is_empty() && v != "0");
-    if wanted {
-        eprintln!(
-            "zmap s3 {}: {}",
-            store.location().id(),
-            store.counters().snapshot()
-        );
-    }
 }
 
 /// The conformance suite's S3 fixture: a unique dataset below

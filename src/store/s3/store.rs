@@ -309,14 +309,6 @@ impl S3Store {
         Ok(store)
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    pub fn location(&self) -> &S3Location {
-        &self.location
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -813,6 +805,11 @@ async fn put_object(s3: &AmazonS3, path: &Path, pieces: &[Bytes]) -> object_stor
 }
 
 impl Store for S3Store {
+    /// The map's requests so far (`zmap info`; the library never prints).
+    fn stats(&self) -> Vec<(String, String)> {
+        vec![("s3 requests".into(), self.counters.snapshot().to_string())]
+    }
+
     fn len(&self, key: &Key) -> Result<u64> {
         if !self.fits(key) {
             return Err(Error::Empty);
@@ -1040,7 +1037,6 @@ impl Store for S3Store {
         };
         // What could not be uploaded is reported, not retried by Drop.
         self.lock().buffer.take_all();
-        super::report_counts(self.as_ref());
         result
     }
 }
