@@ -427,10 +427,15 @@ int nczmap_create(NCZM_IMPL impl_, const char *path, int mode, size64_t flags, v
 int nczmap_open(NCZM_IMPL impl_, const char *path, int mode, size64_t flags, void *parameters, struct NCZMAP **mapp);
 
 /**
- * Closes a map and frees the handle, also when an error is returned. With
- * `deleteit` non-zero the dataset is deleted (and nothing outside it);
+ * Closes a map and retires the handle, also when an error is returned.
+ * With `deleteit` non-zero the dataset is deleted (and nothing outside it);
  * otherwise everything written is made durable first. NULL: `NC_NOERR`.
  * A handle that is not open gives `NC_EBADID`.
+ *
+ * A closed handle gives `NC_EBADID` from every function (through
+ * `map->api` too) and can never act on another map until 65,536 more maps
+ * have been closed: its memory is kept until then (its `url` is freed and
+ * set to NULL), so no map opened meanwhile can have its address.
  *
  * # Safety
  * `map` is NULL or a handle from `nczmap_create`/`nczmap_open`.

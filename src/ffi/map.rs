@@ -1,16 +1,21 @@
 //! `nczmap_*`: the map API of the seed header, plus the additions of Part A1.
 //!
-//! A map handle is a C-visible `NCZMAP` (allocated here, freed by
+//! A map handle is a C-visible `NCZMAP` (allocated here, retired by
 //! `nczmap_close`). The Rust side of each open map lives in a table keyed by
 //! the handle's address, so a NULL, closed or foreign handle is recognised and
 //! refused (`NC_EINVAL`, `NC_EBADID`) instead of being dereferenced, and a map
 //! being closed on one thread stays alive until other threads' calls on it
 //! return.
+//!
+//! A closed handle's memory is not freed at once: it waits in a quarantine
+//! until `RETIRED_HANDLES` more handles have been closed. Until then no new
+//! map can get its address, so a call through a stale handle is `NC_EBADID`
+//! and can never reach a map opened after it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::raw::{c_char, c_int, c_ulonglong, c_void};
 use std::ptr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::list::{self, NClist};
 use super::{c_bytes, guard, malloc_string, required_bytes, set_out};
@@ -132,6 +137,45 @@ static OBJECT_API: NCZMAP_API = NCZMAP_API {
 /// Open maps by handle address.
 static OPEN_MAPS: RwLock<BTreeMap<usize, Arc<Map>>> = RwLock::new(BTreeMap::new());
 
+/// How many closed handles keep their memory (about 48 bytes each): a
+/// closed handle's address is handed out again only after this many more
+/// closes (README, "Handles are checked").
+const RETIRED_HANDLES: usize = 65_536;
+
+/// A closed handle, kept allocated so that its address cannot be reused
+/// (held, never read).
+struct Retired {
+    _memory: Box<NCZMAP>,
+}
+
+// SAFETY: a retired handle is never read or written through again; its raw
+// pointers (NULL `url`, the static `api`) are only held, never dereferenced.
+unsafe impl Send for Retired {}
+
+/// Closed handles, oldest first.
+static RETIRED: Mutex<VecDeque<Retired>> = Mutex::new(VecDeque::new());
+
+/// Keeps a closed handle's memory for the next `RETIRED_HANDLES` closes.
+/// It stays a valid `NCZMAP` (its `api` still points to the table, whose
+/// functions give `NC_EBADID` for it), with its `url` freed and NULL.
+fn retire(mut handle: Box<NCZMAP>) {
+    // SAFETY: `url` is NULL or the string malloc_string made for this
+    // handle, freed only here.
+    unsafe { libc::free(handle.url as *mut c_void) };
+    handle.url = ptr::null_mut();
+    handle.mode = 0;
+    let oldest = {
+        let mut retired = RETIRED.lock().unwrap_or_else(|e| e.into_inner());
+        retired.push_back(Retired { _memory: handle });
+        if retired.len() > RETIRED_HANDLES {
+            retired.pop_front()
+        } else {
+            None
+        }
+    };
+    drop(oldest);
+}
+
 pub(crate) fn lookup(map: *mut NCZMAP) -> Result<Arc<Map>> {
     if map.is_null() {
         return Err(Error::Invalid("NULL map"));
@@ -247,10 +291,15 @@ pub unsafe extern "C" fn nczmap_open(
     guard(|| start_map(impl_, path, mode, flags, mapp, false))
 }
 
-/// Closes a map and frees the handle, also when an error is returned. With
-/// `deleteit` non-zero the dataset is deleted (and nothing outside it);
+/// Closes a map and retires the handle, also when an error is returned.
+/// With `deleteit` non-zero the dataset is deleted (and nothing outside it);
 /// otherwise everything written is made durable first. NULL: `NC_NOERR`.
 /// A handle that is not open gives `NC_EBADID`.
+///
+/// A closed handle gives `NC_EBADID` from every function (through
+/// `map->api` too) and can never act on another map until 65,536 more maps
+/// have been closed: its memory is kept until then (its `url` is freed and
+/// set to NULL), so no map opened meanwhile can have its address.
 ///
 /// # Safety
 /// `map` is NULL or a handle from `nczmap_create`/`nczmap_open`.
@@ -265,9 +314,7 @@ pub unsafe extern "C" fn nczmap_close(map: *mut NCZMAP, deleteit: c_int) -> c_in
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(map as usize))
             .ok_or(Error::BadHandle)?;
-        let handle = Box::from_raw(map);
-        libc::free(handle.url as *mut c_void);
-        drop(handle);
+        retire(Box::from_raw(map));
         // Calls still running on other threads hold a reference: wait for them.
         let mut entry = entry;
         let map = loop {
