@@ -482,3 +482,28 @@ fn info_reports_gnz_holes_and_compact_gives_them_back() {
     assert!(info_value(&after, "gnz file bytes") < info_value(&before, "gnz file bytes"));
     assert_eq!(info_value(&after, "gnz object bytes"), 50_100);
 }
+
+/// The library never prints; the tool shows what it reports through
+/// `Map::warnings` (here: GNZ arrays that are not keys), on stderr.
+#[test]
+fn library_warnings_are_printed_by_the_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unkeyed.gnz");
+    let json = r#"{"arrays": {"x/../y": {"dtype": "|u1", "offset": 4096, "shape": [4]}, "ok": {"dtype": "|u1", "offset": 4100, "shape": [2]}}, "metadata": {}, "version": 1}"#;
+    let mut file = vec![0u8; 4102];
+    file[..4].copy_from_slice(b"GNZ1");
+    file[4..8].copy_from_slice(&(json.len() as u32).to_le_bytes());
+    file[8..8 + json.len()].copy_from_slice(json.as_bytes());
+    file[4100..4102].copy_from_slice(b"hi");
+    std::fs::write(&path, &file).unwrap();
+    let out = zmap(&["ls", s(&path)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "ok");
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("zmap: warning: ")
+            && err.contains("not valid zmap keys")
+            && err.contains("x/../y"),
+        "{err}"
+    );
+}
