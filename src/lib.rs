@@ -18,6 +18,7 @@ pub mod key;
 pub mod location;
 pub mod map;
 pub mod paths;
+pub mod quiet;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -87,6 +87,19 @@ fn a_panic_behind_the_c_boundary_prints_nothing() {
         0,
         "the panic reached the hook"
     );
+    // A worker the library starts for a guarded call is quiet too.
+    let status = zmap::ffi::guard(|| {
+        let quiet = zmap::quiet::is_quiet();
+        let worker = std::thread::spawn(move || zmap::quiet::inherit(quiet, || panic!("a bug")));
+        assert!(worker.join().is_err());
+        Ok(())
+    });
+    assert_eq!(status, zmap::codes::NC_NOERR);
+    assert_eq!(
+        HOOK_CALLS.load(Ordering::SeqCst),
+        0,
+        "the worker's panic reached the hook"
+    );
     let outside = std::panic::catch_unwind(|| panic!("the host's own panic"));
     assert!(outside.is_err());
     assert_eq!(

@@ -12,49 +12,17 @@ pub mod list;
 pub mod map;
 pub mod path;
 
-use std::cell::Cell;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
 
 use crate::codes::{NC_EINTERNAL, NC_NOERR};
 use crate::error::{Error, Result};
-
-thread_local! {
-    /// How many guarded calls this thread is inside.
-    static GUARDED: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Makes panics inside a guarded call silent: the default panic hook would
-/// print to the host's stderr (a closed pipe there kills a C host with
-/// SIGPIPE). Panics elsewhere go to the hook that was there before.
-fn quiet_guarded_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if GUARDED.try_with(Cell::get).unwrap_or(0) == 0 {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Runs `body` inside a guarded call: a panic is caught, silently.
-fn catch<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
-    quiet_guarded_panics();
-    GUARDED.with(|depth| depth.set(depth.get() + 1));
-    let outcome = catch_unwind(AssertUnwindSafe(body));
-    GUARDED.with(|depth| depth.set(depth.get() - 1));
-    outcome
-}
 
 /// Runs `body`, mapping its outcome to an NC status code (a panic is
 /// `NC_EINTERNAL`, and prints nothing). Public for tests/no_output.rs.
 #[doc(hidden)]
 pub fn guard(body: impl FnOnce() -> Result<()>) -> c_int {
-    match catch(body) {
+    match crate::quiet::catch(body) {
         Ok(Ok(())) => NC_NOERR,
         Ok(Err(e)) => e.code(),
         Err(_) => NC_EINTERNAL,
@@ -63,7 +31,7 @@ pub fn guard(body: impl FnOnce() -> Result<()>) -> c_int {
 
 /// Runs `body` for a value-returning export; a panic gives `fallback`.
 pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch(body).unwrap_or(fallback)
+    crate::quiet::catch(body).unwrap_or(fallback)
 }
 
 /// The bytes of a NUL-terminated C string; `None` for NULL.

@@ -55,10 +55,13 @@ pub fn fill<E: Send>(
         let first = parts.next();
         let mut running = Vec::new();
         let mut not_started = Vec::new();
+        let quiet = crate::quiet::is_quiet();
         for (i, d) in parts {
             let spawned = thread::Builder::new()
                 .name("zmap-gnz-copy".into())
-                .spawn_scoped(scope, move || each(d, i * part));
+                .spawn_scoped(scope, move || {
+                    crate::quiet::inherit(quiet, || each(d, i * part))
+                });
             match spawned {
                 Ok(handle) => running.push(handle),
                 Err(_) => not_started.push(i),

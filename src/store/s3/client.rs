@@ -424,10 +424,13 @@ impl Driver {
         let future = CALL.scope(scope.clone(), f(s3.clone()));
         let output = if tokio::runtime::Handle::try_current().is_ok() {
             // Inside someone's runtime: a nested block_on would panic.
+            let quiet = crate::quiet::is_quiet();
             std::thread::scope(|threads| {
                 std::thread::Builder::new()
                     .name("zmap-s3".into())
-                    .spawn_scoped(threads, || runtime.block_on(future))
+                    .spawn_scoped(threads, || {
+                        crate::quiet::inherit(quiet, || runtime.block_on(future))
+                    })
                     .map_err(Error::Io)?
                     .join()
                     .map_err(|_| Error::Internal("panic on the S3 I/O thread"))
