@@ -124,6 +124,60 @@ struct NClist;
 /* The default map implementation: one GNZ container file. */
 #define NCZM_DEFAULT NCZM_GNZ
 
+/* Link names. Code compiled with this header calls libzmap's exports
+ * zmap_<name> (zmap_nczmap_create, ...), which netCDF-C's libnetcdf does
+ * not define, so its calls reach libzmap whatever else the process loads.
+ * The names below are also exported, but only as hidden symbol versions
+ * <name>@ZMAP_1, which unversioned references (libnetcdf's calls to its
+ * own zmap functions, programs built against an unversioned libzmap)
+ * never bind to: find them with dlsym(h, "zmap_<name>") or
+ * dlvsym(h, "<name>", "ZMAP_1"). README: "Linking libzmap together
+ * with libnetcdf". */
+#define nclistclone zmap_nclistclone
+#define nclistcontains zmap_nclistcontains
+#define nclistelemremove zmap_nclistelemremove
+#define nclistextract zmap_nclistextract
+#define nclistfree zmap_nclistfree
+#define nclistfreeall zmap_nclistfreeall
+#define nclistget zmap_nclistget
+#define nclistinsert zmap_nclistinsert
+#define nclistmatch zmap_nclistmatch
+#define nclistnew zmap_nclistnew
+#define nclistnull zmap_nclistnull
+#define nclistpop zmap_nclistpop
+#define nclistpush zmap_nclistpush
+#define nclistremove zmap_nclistremove
+#define nclistset zmap_nclistset
+#define nclistsetalloc zmap_nclistsetalloc
+#define nclistsetlength zmap_nclistsetlength
+#define nclisttop zmap_nclisttop
+#define nclistunique zmap_nclistunique
+#define nczm_canonicalpath zmap_nczm_canonicalpath
+#define nczm_clear zmap_nczm_clear
+#define nczm_concat zmap_nczm_concat
+#define nczm_divide_at zmap_nczm_divide_at
+#define nczm_isabsolutepath zmap_nczm_isabsolutepath
+#define nczm_join zmap_nczm_join
+#define nczm_joinpath zmap_nczm_joinpath
+#define nczm_localize zmap_nczm_localize
+#define nczm_split zmap_nczm_split
+#define nczm_split_delim zmap_nczm_split_delim
+#define nczmap_close zmap_nczmap_close
+#define nczmap_compact zmap_nczmap_compact
+#define nczmap_create zmap_nczmap_create
+#define nczmap_defineobj zmap_nczmap_defineobj
+#define nczmap_exists zmap_nczmap_exists
+#define nczmap_flush zmap_nczmap_flush
+#define nczmap_len zmap_nczmap_len
+#define nczmap_open zmap_nczmap_open
+#define nczmap_read zmap_nczmap_read
+#define nczmap_remove zmap_nczmap_remove
+#define nczmap_search zmap_nczmap_search
+#define nczmap_strerror zmap_nczmap_strerror
+#define nczmap_truncate zmap_nczmap_truncate
+#define nczmap_version zmap_nczmap_version
+#define nczmap_write zmap_nczmap_write
+
 
 /**
  * The storage backends. `NCZM_UNDEF` (alias `NCZM_MEM`) is in-memory.

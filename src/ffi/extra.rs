@@ -14,7 +14,7 @@ use crate::codes::NC_CODES;
 ///
 /// # Safety
 /// `map` is NULL or a handle.
-#[no_mangle]
+#[export_name = "zmap_nczmap_flush"]
 pub unsafe extern "C" fn nczmap_flush(map: *mut NCZMAP) -> c_int {
     with_map(map, |m| m.flush())
 }
@@ -23,7 +23,7 @@ pub unsafe extern "C" fn nczmap_flush(map: *mut NCZMAP) -> c_int {
 ///
 /// # Safety
 /// As for `nczmap_exists`.
-#[no_mangle]
+#[export_name = "zmap_nczmap_remove"]
 pub unsafe extern "C" fn nczmap_remove(map: *mut NCZMAP, key: *const c_char) -> c_int {
     with_map(map, |m| m.remove(&object_key(key)?))
 }
@@ -33,7 +33,7 @@ pub unsafe extern "C" fn nczmap_remove(map: *mut NCZMAP, key: *const c_char) -> 
 ///
 /// # Safety
 /// As for `nczmap_exists`.
-#[no_mangle]
+#[export_name = "zmap_nczmap_truncate"]
 pub unsafe extern "C" fn nczmap_truncate(
     map: *mut NCZMAP,
     key: *const c_char,
@@ -55,7 +55,7 @@ pub unsafe extern "C" fn nczmap_truncate(
 ///
 /// # Safety
 /// `map` is NULL or a handle; `before` and `after` are NULL or writable.
-#[no_mangle]
+#[export_name = "zmap_nczmap_compact"]
 pub unsafe extern "C" fn nczmap_compact(
     map: *mut NCZMAP,
     before: *mut size64_t,
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn nczmap_compact(
 }
 
 /// A static, NUL-terminated message for an NC status code (never freed).
-#[no_mangle]
+#[export_name = "zmap_nczmap_strerror"]
 pub extern "C" fn nczmap_strerror(code: c_int) -> *const c_char {
     static MESSAGES: OnceLock<Vec<(i32, CString)>> = OnceLock::new();
     static UNKNOWN: &[u8] = b"NetCDF: Unknown error\0";
@@ -91,7 +91,7 @@ pub extern "C" fn nczmap_strerror(code: c_int) -> *const c_char {
 }
 
 /// The library version, e.g. `"0.1.0"` (static, never freed).
-#[no_mangle]
+#[export_name = "zmap_nczmap_version"]
 pub extern "C" fn nczmap_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }

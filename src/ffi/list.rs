@@ -88,7 +88,7 @@ unsafe fn elements(l: &NClist) -> &[*mut c_void] {
 
 /// A new empty list, or NULL when out of memory. Free it with `nclistfree`
 /// or, to also `free()` its elements, `nclistfreeall`.
-#[no_mangle]
+#[export_name = "zmap_nclistnew"]
 pub extern "C" fn nclistnew() -> *mut NClist {
     // SAFETY: calloc gives a zeroed NClist: alloc 0, length 0, content NULL.
     unsafe { libc::calloc(1, std::mem::size_of::<NClist>()) as *mut NClist }
@@ -98,7 +98,7 @@ pub extern "C" fn nclistnew() -> *mut NClist {
 ///
 /// # Safety
 /// `l` is NULL or a list from `nclistnew`/`nclistclone`.
-#[no_mangle]
+#[export_name = "zmap_nclistfree"]
 pub unsafe extern "C" fn nclistfree(l: *mut NClist) -> c_int {
     if let Some(list) = list(l) {
         libc::free(list.content as *mut c_void);
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn nclistfree(l: *mut NClist) -> c_int {
 ///
 /// # Safety
 /// As for `nclistfree`; every element is NULL or from `malloc`.
-#[no_mangle]
+#[export_name = "zmap_nclistfreeall"]
 pub unsafe extern "C" fn nclistfreeall(l: *mut NClist) -> c_int {
     if let Some(list) = list(l) {
         for &elem in elements(list) {
@@ -125,7 +125,7 @@ pub unsafe extern "C" fn nclistfreeall(l: *mut NClist) -> c_int {
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistsetalloc"]
 pub unsafe extern "C" fn nclistsetalloc(l: *mut NClist, size: usize) -> c_int {
     list(l).is_some_and(|l| set_alloc(l, size)) as c_int
 }
@@ -134,7 +134,7 @@ pub unsafe extern "C" fn nclistsetalloc(l: *mut NClist, size: usize) -> c_int {
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistsetlength"]
 pub unsafe extern "C" fn nclistsetlength(l: *mut NClist, length: usize) -> c_int {
     list(l).is_some_and(|l| set_length(l, length)) as c_int
 }
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn nclistsetlength(l: *mut NClist, length: usize) -> c_int
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistget"]
 pub unsafe extern "C" fn nclistget(l: *mut NClist, index: usize) -> *mut c_void {
     list(l)
         .and_then(|l| elements(l).get(index).copied())
@@ -154,7 +154,7 @@ pub unsafe extern "C" fn nclistget(l: *mut NClist, index: usize) -> *mut c_void 
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistset"]
 pub unsafe extern "C" fn nclistset(l: *mut NClist, index: usize, elem: *mut c_void) -> c_int {
     let Some(l) = list(l) else { return 0 };
     let Some(needed) = index.checked_add(1) else {
@@ -171,7 +171,7 @@ pub unsafe extern "C" fn nclistset(l: *mut NClist, index: usize, elem: *mut c_vo
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistinsert"]
 pub unsafe extern "C" fn nclistinsert(l: *mut NClist, index: usize, elem: *mut c_void) -> c_int {
     let Some(l) = list(l) else { return 0 };
     if index > l.length || (l.length >= l.alloc && !set_alloc(l, 0)) {
@@ -191,7 +191,7 @@ pub unsafe extern "C" fn nclistinsert(l: *mut NClist, index: usize, elem: *mut c
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistpush"]
 pub unsafe extern "C" fn nclistpush(l: *mut NClist, elem: *mut c_void) -> c_int {
     list(l).is_some_and(|l| push(l, elem)) as c_int
 }
@@ -200,7 +200,7 @@ pub unsafe extern "C" fn nclistpush(l: *mut NClist, elem: *mut c_void) -> c_int 
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistpop"]
 pub unsafe extern "C" fn nclistpop(l: *mut NClist) -> *mut c_void {
     match list(l) {
         Some(l) if l.length > 0 => {
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn nclistpop(l: *mut NClist) -> *mut c_void {
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclisttop"]
 pub unsafe extern "C" fn nclisttop(l: *mut NClist) -> *mut c_void {
     list(l)
         .and_then(|l| elements(l).last().copied())
@@ -226,7 +226,7 @@ pub unsafe extern "C" fn nclisttop(l: *mut NClist) -> *mut c_void {
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistremove"]
 pub unsafe extern "C" fn nclistremove(l: *mut NClist, index: usize) -> *mut c_void {
     let Some(l) = list(l) else {
         return ptr::null_mut();
@@ -248,7 +248,7 @@ pub unsafe extern "C" fn nclistremove(l: *mut NClist, index: usize) -> *mut c_vo
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistcontains"]
 pub unsafe extern "C" fn nclistcontains(l: *mut NClist, elem: *mut c_void) -> c_int {
     list(l).is_some_and(|l| elements(l).contains(&elem)) as c_int
 }
@@ -257,7 +257,7 @@ pub unsafe extern "C" fn nclistcontains(l: *mut NClist, elem: *mut c_void) -> c_
 ///
 /// # Safety
 /// `l` is NULL or a list of NUL-terminated strings (NULL elements allowed).
-#[no_mangle]
+#[export_name = "zmap_nclistmatch"]
 pub unsafe extern "C" fn nclistmatch(
     l: *mut NClist,
     elem: *const c_char,
@@ -279,7 +279,7 @@ pub unsafe extern "C" fn nclistmatch(
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistelemremove"]
 pub unsafe extern "C" fn nclistelemremove(l: *mut NClist, elem: *mut c_void) -> c_int {
     let Some(position) = list(l).and_then(|l| elements(l).iter().position(|&e| e == elem)) else {
         return 0;
@@ -292,7 +292,7 @@ pub unsafe extern "C" fn nclistelemremove(l: *mut NClist, elem: *mut c_void) -> 
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistunique"]
 pub unsafe extern "C" fn nclistunique(l: *mut NClist) -> c_int {
     if let Some(l) = list(l) {
         let mut kept = 0;
@@ -315,7 +315,7 @@ pub unsafe extern "C" fn nclistunique(l: *mut NClist) -> c_int {
 ///
 /// # Safety
 /// `l` is NULL or a valid list (of strings when `deep`).
-#[no_mangle]
+#[export_name = "zmap_nclistclone"]
 pub unsafe extern "C" fn nclistclone(l: *mut NClist, deep: c_int) -> *mut NClist {
     let Some(source) = list(l) else {
         return ptr::null_mut();
@@ -349,7 +349,7 @@ pub unsafe extern "C" fn nclistclone(l: *mut NClist, deep: c_int) -> *mut NClist
 ///
 /// # Safety
 /// `l` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nclistextract"]
 pub unsafe extern "C" fn nclistextract(l: *mut NClist) -> *mut c_void {
     let Some(l) = list(l) else {
         return ptr::null_mut();
@@ -362,7 +362,7 @@ pub unsafe extern "C" fn nclistextract(l: *mut NClist) -> *mut c_void {
 }
 
 /// 1 if `e` is NULL.
-#[no_mangle]
+#[export_name = "zmap_nclistnull"]
 pub extern "C" fn nclistnull(e: *mut c_void) -> c_int {
     e.is_null() as c_int
 }

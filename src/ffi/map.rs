@@ -259,7 +259,7 @@ unsafe fn start_map(
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `mapp` is NULL or writable.
-#[no_mangle]
+#[export_name = "zmap_nczmap_create"]
 pub unsafe extern "C" fn nczmap_create(
     impl_: NczmImplArg,
     path: *const c_char,
@@ -278,7 +278,7 @@ pub unsafe extern "C" fn nczmap_create(
 ///
 /// # Safety
 /// As for `nczmap_create`.
-#[no_mangle]
+#[export_name = "zmap_nczmap_open"]
 pub unsafe extern "C" fn nczmap_open(
     impl_: NczmImplArg,
     path: *const c_char,
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn nczmap_open(
 ///
 /// # Safety
 /// `map` is NULL or a handle from `nczmap_create`/`nczmap_open`.
-#[no_mangle]
+#[export_name = "zmap_nczmap_close"]
 pub unsafe extern "C" fn nczmap_close(map: *mut NCZMAP, deleteit: c_int) -> c_int {
     if map.is_null() {
         return NC_NOERR;
@@ -335,7 +335,7 @@ pub unsafe extern "C" fn nczmap_close(map: *mut NCZMAP, deleteit: c_int) -> c_in
 ///
 /// # Safety
 /// `map` is NULL or a handle; `key` is NULL or a NUL-terminated string.
-#[no_mangle]
+#[export_name = "zmap_nczmap_exists"]
 pub unsafe extern "C" fn nczmap_exists(map: *mut NCZMAP, key: *const c_char) -> c_int {
     with_map(map, |m| m.exists(&object_key(key)?))
 }
@@ -345,7 +345,7 @@ pub unsafe extern "C" fn nczmap_exists(map: *mut NCZMAP, key: *const c_char) -> 
 ///
 /// # Safety
 /// As for `nczmap_exists`; `sizep` is NULL or writable.
-#[no_mangle]
+#[export_name = "zmap_nczmap_len"]
 pub unsafe extern "C" fn nczmap_len(
     map: *mut NCZMAP,
     key: *const c_char,
@@ -365,7 +365,7 @@ pub unsafe extern "C" fn nczmap_len(
 ///
 /// # Safety
 /// As for `nczmap_exists`.
-#[no_mangle]
+#[export_name = "zmap_nczmap_defineobj"]
 pub unsafe extern "C" fn nczmap_defineobj(map: *mut NCZMAP, key: *const c_char) -> c_int {
     with_map(map, |m| m.define(&object_key(key)?))
 }
@@ -376,7 +376,7 @@ pub unsafe extern "C" fn nczmap_defineobj(map: *mut NCZMAP, key: *const c_char) 
 ///
 /// # Safety
 /// As for `nczmap_exists`; `content` is valid for `count` bytes of writes.
-#[no_mangle]
+#[export_name = "zmap_nczmap_read"]
 pub unsafe extern "C" fn nczmap_read(
     map: *mut NCZMAP,
     key: *const c_char,
@@ -412,7 +412,7 @@ fn buffer_len(count: size64_t, null: bool) -> Result<usize> {
 ///
 /// # Safety
 /// As for `nczmap_exists`; `content` is valid for `count` bytes of reads.
-#[no_mangle]
+#[export_name = "zmap_nczmap_write"]
 pub unsafe extern "C" fn nczmap_write(
     map: *mut NCZMAP,
     key: *const c_char,
@@ -438,7 +438,7 @@ pub unsafe extern "C" fn nczmap_write(
 ///
 /// # Safety
 /// As for `nczmap_exists`; `matches` is NULL or a valid list.
-#[no_mangle]
+#[export_name = "zmap_nczmap_search"]
 pub unsafe extern "C" fn nczmap_search(
     map: *mut NCZMAP,
     prefix: *const c_char,

@@ -17,7 +17,7 @@ use crate::paths;
 ///
 /// # Safety
 /// As for `nczm_split_delim`.
-#[no_mangle]
+#[export_name = "zmap_nczm_split"]
 pub unsafe extern "C" fn nczm_split(path: *const c_char, segments: *mut NClist) -> c_int {
     nczm_split_delim(path, b'/' as c_char, segments)
 }
@@ -35,7 +35,7 @@ pub unsafe extern "C" fn nczm_split(path: *const c_char, segments: *mut NClist) 
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `segments` is NULL or a list
 /// from `nclistnew`.
-#[no_mangle]
+#[export_name = "zmap_nczm_split_delim"]
 pub unsafe extern "C" fn nczm_split_delim(
     path: *const c_char,
     delim: c_char,
@@ -107,7 +107,7 @@ unsafe fn put_string(out: *mut *mut c_char, bytes: &[u8]) -> Result<()> {
 /// # Safety
 /// `segments` is NULL or a valid list of NULL or NUL-terminated strings;
 /// `pathp` is NULL or valid for a write.
-#[no_mangle]
+#[export_name = "zmap_nczm_join"]
 pub unsafe extern "C" fn nczm_join(segments: *mut NClist, pathp: *mut *mut c_char) -> c_int {
     guard(|| put_string(pathp, &paths::join(&list_strings(segments)?)))
 }
@@ -122,7 +122,7 @@ pub unsafe extern "C" fn nczm_join(segments: *mut NClist, pathp: *mut *mut c_cha
 ///
 /// # Safety
 /// As for `nczm_join`.
-#[no_mangle]
+#[export_name = "zmap_nczm_joinpath"]
 pub unsafe extern "C" fn nczm_joinpath(segments: *mut NClist, pathp: *mut *mut c_char) -> c_int {
     guard(|| put_string(pathp, &paths::joinpath(&list_strings(segments)?)))
 }
@@ -139,7 +139,7 @@ pub unsafe extern "C" fn nczm_joinpath(segments: *mut NClist, pathp: *mut *mut c
 /// # Safety
 /// `prefix` and `suffix` are NULL or NUL-terminated strings; `pathp` is NULL
 /// or valid for a write.
-#[no_mangle]
+#[export_name = "zmap_nczm_concat"]
 pub unsafe extern "C" fn nczm_concat(
     prefix: *const c_char,
     suffix: *const c_char,
@@ -162,7 +162,7 @@ pub unsafe extern "C" fn nczm_concat(
 /// # Safety
 /// `key` is NULL or a NUL-terminated string; `prefixp` and `suffixp` are
 /// NULL or valid for a write.
-#[no_mangle]
+#[export_name = "zmap_nczm_divide_at"]
 pub unsafe extern "C" fn nczm_divide_at(
     key: *const c_char,
     nsegs: c_int,
@@ -202,7 +202,7 @@ fn optional_copy(out: *mut *mut c_char, bytes: &[u8]) -> Result<*mut c_char> {
 /// # Safety
 /// `map` is NULL, an open handle, or a caller-built `NCZMAP` whose `url` is
 /// NULL or `malloc`ed.
-#[no_mangle]
+#[export_name = "zmap_nczm_clear"]
 pub unsafe extern "C" fn nczm_clear(map: *mut NCZMAP) -> c_int {
     guard(|| {
         if let Some(map) = map.as_mut() {
@@ -218,7 +218,7 @@ pub unsafe extern "C" fn nczm_clear(map: *mut NCZMAP) -> c_int {
 ///
 /// # Safety
 /// `path` is NULL or a NUL-terminated string.
-#[no_mangle]
+#[export_name = "zmap_nczm_isabsolutepath"]
 pub unsafe extern "C" fn nczm_isabsolutepath(path: *const c_char) -> c_int {
     guard_value(0, || paths::is_absolute_path(c_bytes(path)) as c_int)
 }
@@ -235,7 +235,7 @@ pub unsafe extern "C" fn nczm_isabsolutepath(path: *const c_char) -> c_int {
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `newpathp` is NULL or valid
 /// for a write.
-#[no_mangle]
+#[export_name = "zmap_nczm_localize"]
 pub unsafe extern "C" fn nczm_localize(
     path: *const c_char,
     newpathp: *mut *mut c_char,
@@ -261,7 +261,7 @@ pub unsafe extern "C" fn nczm_localize(
 /// # Safety
 /// `path` is NULL or a NUL-terminated string; `cpathp` is NULL or valid for
 /// a write.
-#[no_mangle]
+#[export_name = "zmap_nczm_canonicalpath"]
 pub unsafe extern "C" fn nczm_canonicalpath(
     path: *const c_char,
     cpathp: *mut *mut c_char,

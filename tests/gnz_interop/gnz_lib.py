@@ -147,6 +147,19 @@ class ZmapError(Exception):
         self.code = code
 
 
+class _LinkNames:
+    """libzmap's functions by their C names: the library exports each as zmap_<name>
+    (README: "Linking libzmap together with libnetcdf")."""
+
+    def __init__(self, cdll):
+        self._cdll = cdll
+
+    def __getattr__(self, name):
+        fn = getattr(self._cdll, "zmap_" + name)
+        setattr(self, name, fn)
+        return fn
+
+
 class Zmap:
     """One map of libzmap, opened on a GNZ file."""
 
@@ -154,7 +167,7 @@ class Zmap:
 
     @classmethod
     def load(cls, path):
-        lib = ctypes.CDLL(path)
+        lib = _LinkNames(ctypes.CDLL(path))
         u64, p, c = ctypes.c_ulonglong, ctypes.c_void_p, ctypes.c_char_p
         for name, args in {
             "nczmap_create": [ctypes.c_int, c, ctypes.c_int, u64, p, ctypes.POINTER(p)],
