@@ -10,7 +10,9 @@ use clap::Command;
 use clap_complete::Shell;
 use roff::{roman, Roff};
 
-/// The examples of `zmap --help` and of the man page: (command, what it does).
+/// The examples of `zmap --help` and of the man page: (command, what it
+/// does). Each is also a line of README's examples, which
+/// tests/cli_readme.rs runs.
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "zmap ls -lR ds.zarr",
@@ -20,17 +22,20 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "zmap tree ds.zarr",
         "every object with its content, like netCDF's zmapio",
     ),
-    ("zmap cat ds.zarr /.zgroup", "one object's bytes"),
+    (
+        "zmap cat ds.zarr /temperature/.zattrs",
+        "one object's bytes",
+    ),
     (
         "zmap cp ds.zarr ds.gnz",
         "pack the directory into one GNZ file",
     ),
     (
-        "zmap cp ds.gnz s3://bucket/ds",
+        "zmap cp ds.gnz s3://my-bucket/ds",
         "push it to S3 (AWS_* variables configure the client)",
     ),
     (
-        "zmap verify s3://bucket/ds",
+        "zmap verify s3://my-bucket/ds",
         "read every object back and check the structures",
     ),
     (
