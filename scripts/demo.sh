@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The quickstart, from a fresh clone: installs what is missing, builds
-# libzmap (Release) and examples/quickstart.c with CMake in build/, and runs
-# it. Its datasets land in build/quickstart-data.
+# libzmap (Release), examples/quickstart.c and the zmap tool with CMake in
+# build/, and runs the quickstart. Its datasets land in build/quickstart-data;
+# then the zmap tool lists and dumps the FILE dataset the quickstart wrote,
+# packs it into one GNZ file (build/quickstart-data/packed.gnz) and verifies it.
 #
 # Environment: ZMAP_BUILD_DIR (default: build), ZMAP_JOBS (default: 2).
 set -euo pipefail
@@ -15,6 +17,19 @@ jobs=${ZMAP_JOBS:-2}
 
 bash scripts/setup.sh
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
-cmake --build "$build_dir" -j "$jobs" --target quickstart
+cmake --build "$build_dir" -j "$jobs" --target quickstart zmap_tool
 echo
-"$build_dir/quickstart" "$build_dir/quickstart-data"
+data=$build_dir/quickstart-data
+"$build_dir/quickstart" "$data"
+
+zmap=$build_dir/bin/zmap
+run() {
+    echo
+    echo "\$ zmap ${*}"
+    "$zmap" "$@"
+}
+run ls -lR "$data/quickstart.nzf"
+run tree "$data/quickstart.nzf"
+run cp "$data/quickstart.nzf" "$data/packed.gnz"
+run verify "$data/packed.gnz"
+run info "$data/packed.gnz"

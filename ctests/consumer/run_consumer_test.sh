@@ -5,7 +5,9 @@
 # usage: run_consumer_test.sh <zmap build dir> <scratch dir> <version> <soname>
 #                              <real name> <libdir> <includedir>
 # (<libdir>, <includedir>: relative to the install prefix, e.g. lib, include)
-# environment: CMAKE_COMMAND (default: cmake), CC (default: cc)
+# environment: CMAKE_COMMAND (default: cmake), CC (default: cc);
+#   ZMAP_TOOL_BINDIR, ZMAP_TOOL_MANDIR, ZMAP_TOOL_DATAROOTDIR (relative to the
+#   prefix; set when the build has the zmap tool): its installed files are checked
 set -euo pipefail
 
 build_dir=$1
@@ -47,6 +49,42 @@ if command -v readelf >/dev/null 2>&1; then
     # the writer fail under pipefail.)
     dynamic=$(readelf -d "$libdir/$realname")
     grep -q "Library soname: \[$soname\]" <<<"$dynamic" || fail "$realname does not have SONAME $soname"
+fi
+
+if [ -n "${ZMAP_TOOL_BINDIR:-}" ]; then
+    echo "== the zmap tool: program, man pages, completions"
+    tool=$prefix/$ZMAP_TOOL_BINDIR/zmap
+    [ -x "$tool" ] || fail "$ZMAP_TOOL_BINDIR/zmap is not installed"
+    [ "$("$tool" --version)" = "zmap $version" ] || fail "zmap --version is not 'zmap $version'"
+    "$tool" --help | grep -q '^Examples:' || fail "zmap --help shows no examples"
+    man1=$prefix/$ZMAP_TOOL_MANDIR/man1
+    share=$prefix/$ZMAP_TOOL_DATAROOTDIR
+    for file in "$man1/zmap.1" "$man1/zmap-cp.1" "$man1/zmap-verify.1" \
+        "$share/bash-completion/completions/zmap" "$share/zsh/site-functions/_zmap" \
+        "$share/fish/vendor_completions.d/zmap.fish"; do
+        [ -f "$file" ] || fail "${file#"$prefix"/} is not installed"
+    done
+    if command -v man >/dev/null 2>&1; then
+        page=$(MANPAGER=cat MANWIDTH=100 man -l "$man1/zmap.1" 2>&1) || fail "man -l zmap.1 failed: $page"
+        grep -q 'EXAMPLES' <<<"$page" && grep -q 'zmap cp ds.zarr ds.gnz' <<<"$page" ||
+            fail "man -l zmap.1 shows no examples: $page"
+        for page_file in "$man1"/zmap-*.1; do
+            MANPAGER=cat man -l "$page_file" >/dev/null 2>&1 || fail "man -l $page_file failed"
+        done
+    else
+        echo "(man is not installed: the pages are not rendered)"
+    fi
+    bash -n "$share/bash-completion/completions/zmap" || fail "bash -n rejects the bash completion"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    registered=$(bash -c 'source "$1" && complete -p zmap' _ "$share/bash-completion/completions/zmap") ||
+        fail "the bash completion registers nothing for zmap"
+    echo "bash: $registered"
+    if command -v zsh >/dev/null 2>&1; then
+        zsh -n "$share/zsh/site-functions/_zmap" || fail "zsh -n rejects _zmap"
+    fi
+    if command -v fish >/dev/null 2>&1; then
+        fish --no-execute "$share/fish/vendor_completions.d/zmap.fish" || fail "fish rejects zmap.fish"
+    fi
 fi
 
 echo "== find_package(zmap): configure, build, run"

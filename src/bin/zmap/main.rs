@@ -14,8 +14,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod assets;
 mod copy;
 mod dataset;
 mod failure;
@@ -30,10 +31,7 @@ use failure::Failure;
 #[command(
     name = "zmap",
     version,
-    about = "Inspect, edit and copy zmap datasets (FILE directories, GNZ files, S3, memory)",
-    after_help = "Datasets: DIR or file://DIR → FILE; PATH.gnz → GNZ; s3://BUCKET/ROOT or \
-                  http(s)://HOST:PORT/BUCKET/ROOT → S3; mem://NAME → memory.\n\
-                  Exit status: 0 ok, 1 usage error, 2 NC error (message, code and key on stderr)."
+    about = "Inspect, edit and copy zmap datasets (FILE directories, GNZ files, S3, memory)"
 )]
 struct Cli {
     /// Use this backend for every dataset argument instead of guessing it
@@ -68,6 +66,25 @@ enum Command {
     Cp(CpArgs),
     /// Tell which backends this build of zmap has.
     Backends,
+}
+
+/// `zmap generate-assets DIR`: writes the man pages and shell completions
+/// below DIR, laid out as below an install prefix's share/ (run by the CMake
+/// build). Parsed apart from `Cli` so that it appears in no help, man page or
+/// completion.
+#[derive(Parser, Debug)]
+#[command(name = "zmap generate-assets")]
+struct GenerateAssets {
+    /// The directory (created if missing).
+    dir: std::path::PathBuf,
+}
+
+const GENERATE_ASSETS: &str = "generate-assets";
+
+/// The clap definition with the help footer (examples) that `zmap --help`,
+/// the man page and the completions share.
+fn cli_command() -> clap::Command {
+    Cli::command().after_help(assets::after_help())
 }
 
 #[derive(Args, Debug)]
@@ -208,18 +225,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// Prints a clap error or help text; clap's own exit code for usage errors
+/// is 2, ours is 1.
+fn parse_failure(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|first| first == GENERATE_ASSETS) {
+        let a = match GenerateAssets::try_parse_from(std::env::args_os().skip(1)) {
+            Ok(a) => a,
+            Err(e) => return parse_failure(e),
+        };
+        return match assets::generate(cli_command(), &a.dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => Failure::nc(a.dir.display(), zmap::Error::Io(e)).report(),
+        };
+    }
+    let parsed = cli_command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap's own exit code for usage errors is 2; ours is 1.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(e) => return parse_failure(e),
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
