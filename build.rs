@@ -165,8 +165,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=ZMAP_UPDATE_HEADER");
 
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
-    // The ABI is the seed's; soname version 1 from the first release on.
-    let soname_version = if major == "0" { "1".to_string() } else { major };
+    // ABI 2 (0.x): the seed's API under the link names zmap_* (ABI 1 exported
+    // the plain names, which bound libnetcdf's own calls to libzmap).
+    let soname_version = if major == "0" { "2".to_string() } else { major };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libzmap.so.{soname_version}");
 
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

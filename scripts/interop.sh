@@ -275,9 +275,9 @@ s3_step zarr3-via-s3 zarr3_s3
 QS=$W/quickstart
 quickstart_zarr() {
     mkdir -p "$QS"
-    # cargo names the library libzmap.so; its soname is libzmap.so.1.
+    # cargo names the library libzmap.so; its soname is libzmap.so.2.
     mkdir -p "$QS/lib"
-    ln -sf "$LIBDIR/libzmap.so" "$QS/lib/libzmap.so.1"
+    ln -sf "$LIBDIR/libzmap.so" "$QS/lib/libzmap.so.2"
     ln -sf "$LIBDIR/libzmap.so" "$QS/lib/libzmap.so"
     cc -std=c11 -Wall -Wextra -Werror -I"$repo/include" "$repo/examples/quickstart.c" \
         -L"$QS/lib" -lzmap -Wl,-rpath,"$QS/lib" -o "$QS/quickstart"
