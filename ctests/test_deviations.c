@@ -127,7 +127,9 @@ static void exports(void) {
         if (sym != NULL) fprintf(stderr, "  %s is exported\n", not_exported[i]);
         CHECK(sym == NULL);
     }
-    CHECK(dlsym(RTLD_DEFAULT, "nczmap_create") != NULL); /* the lookup works */
+    /* the lookup works: the link name, and the 2020 name as its hidden version */
+    CHECK(dlsym(RTLD_DEFAULT, "zmap_nczmap_create") != NULL);
+    CHECK(dlvsym(RTLD_DEFAULT, "nczmap_create", "ZMAP_1") != NULL);
 }
 
 int main(int argc, char **argv) {
