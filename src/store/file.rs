@@ -6,19 +6,28 @@
 //! map's lifetime, so a relative root is resolved once, at open, and later
 //! `chdir`s do not move the dataset.
 //!
-//! Symbolic links are foreign to the data model: the backend never creates
-//! one, never lists one, never treats one as an object (the last component of
-//! a key is opened with `O_NOFOLLOW`: `len`/`read` give `Empty`, `define`/
-//! `write` give `Invalid`) and `close(delete)` unlinks them without following.
+//! Only regular files are objects and only directories intermediate keys.
+//! Symbolic links, FIFOs, sockets and devices are foreign to the data model:
+//! the backend never creates or lists one, and every operation on a key
+//! naming one gives `Invalid` (`NC_EINVAL`) without opening it for reading or
+//! writing (an `O_PATH | O_NOFOLLOW` handle is `fstat`ed first, and only a
+//! regular file is then reopened, through `/proc/self/fd`, with access);
+//! `close(delete)` unlinks them without following or opening them.
 //! A link in an intermediate position is followed by object opens only while
 //! it stays inside the dataset (`openat2` with `RESOLVE_BENEATH`, where the
 //! kernel has it). `len` is a single `fstatat`, which cannot confine
 //! intermediate links: through a link leading out of the dataset it may
 //! report a size, but no byte is ever read or written there.
 //!
+//! `close(delete)` removes the directory held open, found by its fd, and
+//! only a dataset (a marker at its top, or created by this map): never
+//! whatever has its name now, never a plain directory.
+//!
 //! Durability: mutations set `dirty`; `flush` and `close(false)` then run one
 //! `syncfs` on the root's file system, which covers file data and the
-//! directory entries of new objects alike.
+//! directory entries of new objects alike. Objects are changed in place: a
+//! crash keeps what was not changed since the last flush, not the flushed
+//! state of what was (README "Durability"; GNZ keeps all of it).
 
 use std::ffi::{CStr, CString, OsString};
 use std::path::{Path, PathBuf};
