@@ -9,9 +9,11 @@
 //! Only regular files are objects and only directories intermediate keys.
 //! Symbolic links, FIFOs, sockets and devices are foreign to the data model:
 //! the backend never creates or lists one, and every operation on a key
-//! naming one gives `Invalid` (`NC_EINVAL`) without opening it for reading or
-//! writing (an `O_PATH | O_NOFOLLOW` handle is `fstat`ed first, and only a
-//! regular file is then reopened, through `/proc/self/fd`, with access);
+//! naming one gives `Invalid` (`NC_EINVAL`), never reading or writing it and
+//! never opening it for writing (mutations look its type up first and open
+//! with write access only what was a regular file, then check the type and
+//! identity on the descriptor; reads open `O_RDONLY | O_NONBLOCK` and check the type
+//! on that descriptor before reading);
 //! `close(delete)` unlinks them without following or opening them.
 //! A link in an intermediate position is followed by object opens only while
 //! it stays inside the dataset (`openat2` with `RESOLVE_BENEATH`, where the
@@ -33,7 +35,7 @@ use std::ffi::{CStr, CString, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 
@@ -417,48 +419,39 @@ impl FileStore {
 
     /// Opens the existing object `rel` with `access` (`None`: an `O_PATH`
     /// handle, only to `fstat`), and its status. Only a regular file is ever
-    /// opened with read or write access: an `O_PATH` handle (which opens
-    /// nothing, so a FIFO cannot block and a device driver is never called)
-    /// is checked with `fstat` first, then that very inode is reopened.
-    /// Not an object: `ISDIR` for a directory, `NXIO` for anything else
-    /// (FIFO, socket, device, a symbolic link at the key).
+    /// opened with access here: its type is looked up first without opening
+    /// it (an `fstatat`, which never calls a device driver or blocks on a
+    /// FIFO), then the key is opened with `access` and the descriptor must
+    /// be that same regular file (`fstat`), so anything swapped in between
+    /// is refused unwritten. Not an object: `ISDIR` for a directory, `NXIO`
+    /// for anything else (FIFO, socket, device, a symbolic link at the key).
     fn open_existing(
         &self,
         rel: &str,
         access: Option<OFlags>,
     ) -> std::result::Result<(OwnedFd, rfs::Stat), Errno> {
-        let handle = self.open_at(rel, OFlags::PATH | OFlags::NOFOLLOW, Mode::empty())?;
-        let st = rfs::fstat(&handle)?;
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::RegularFile => {}
-            FileType::Directory => return Err(Errno::ISDIR),
-            _ => return Err(Errno::NXIO),
-        }
+        let kind = |st: &rfs::Stat| match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => Ok(()),
+            FileType::Directory => Err(Errno::ISDIR),
+            _ => Err(Errno::NXIO),
+        };
         let Some(access) = access else {
+            // Confined like every open: an O_PATH handle opens nothing.
+            let handle = self.open_at(rel, OFlags::PATH | OFlags::NOFOLLOW, Mode::empty())?;
+            let st = rfs::fstat(&handle)?;
+            kind(&st)?;
             return Ok((handle, st));
         };
+        let seen = rfs::statat(&self.root, rel, AtFlags::SYMLINK_NOFOLLOW)?;
+        kind(&seen)?;
         let access = access | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-        let magic = format!("/proc/self/fd/{}", handle.as_raw_fd());
-        // The magic link is followed, so no NOFOLLOW here.
-        match rfs::openat(
-            CWD,
-            magic.as_str(),
-            access - OFlags::NOFOLLOW,
-            Mode::empty(),
-        ) {
-            Ok(fd) => return Ok((fd, st)),
-            // No /proc (or a restricted one): resolve again, below.
-            Err(Errno::NOENT | Errno::ACCESS | Errno::PERM | Errno::NOTDIR) => {}
-            Err(e) => return Err(e),
-        }
-        // Without /proc, the key is opened again and must be the same
-        // inode; a file swapped in between is never written.
         let fd = self.open_at(rel, access, Mode::empty())?;
-        let again = rfs::fstat(&fd)?;
-        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) || !is_regular(&again) {
+        let st = rfs::fstat(&fd)?;
+        kind(&st)?;
+        if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino) {
             return Err(Errno::NXIO);
         }
-        Ok((fd, again))
+        Ok((fd, st))
     }
 
     /// Opens the object at `key` with `access` (`None`: only to check it is
@@ -475,6 +468,15 @@ impl FileStore {
             | OFlags::CREATE
             | OFlags::EXCL;
         let mode = Mode::from_raw_mode(FILE_MODE);
+        if access.is_some() {
+            // Writes mostly meet existing objects (NCZarr defines, then
+            // writes; chunks are rewritten): look first, create if missing.
+            match self.open_existing(key.relative(), access) {
+                Ok((fd, _)) => return Ok((fd, false)),
+                Err(e) if is_missing(e) => {}
+                Err(e) => return Err(creation_error(e)),
+            }
+        }
         let mut made_parents = false;
         let mut tries = 0;
         let failure = loop {
@@ -625,9 +627,18 @@ impl Store for FileStore {
     }
 
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
-        let (fd, st) = self
-            .open_existing(key.relative(), Some(OFlags::RDONLY))
+        // Opened directly (the hot path): read-only and non-blocking, a
+        // FIFO or device is then refused by its type, before any read.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+        let fd = self
+            .open_at(key.relative(), flags, Mode::empty())
             .map_err(query_error)?;
+        let st = rfs::fstat(&fd)?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => {}
+            FileType::Directory => return Err(Error::Empty),
+            _ => return Err(not_an_object()),
+        }
         if start + buf.len() as u64 > st.st_size as u64 {
             return Err(Error::Edge);
         }
