@@ -146,8 +146,9 @@ typedef enum NCZM_IMPL {
    * file per object. Anything else at a key (a FIFO, socket, device or
    * symbolic link) is not an object: every operation on that key gives
    * `NC_EINVAL`, never reads or writes it and never opens it for writing
-   * (a read may open it read-only and non-blocking to see its type);
-   * search skips it.
+   * (a read may open it read-only and non-blocking to see its type; one
+   * swapped in for a regular file while a write opens that file may be
+   * opened, then is refused unwritten); search skips it.
    *
    * Open works on any directory. `nczmap_close(map, 1)` deletes only a
    * dataset, also through a read-only map (netCDF's tests do): a
