@@ -520,6 +520,7 @@ static void test_stale_handle(void) {
         CHECK(memcmp(buf, "stale", 5) == 0);
         CHECK_CODE(nczmap_exists(again, "/s/new"), NC_EEMPTY);
         CHECK_CODE(nczmap_exists(again, "/s/new2"), NC_EEMPTY);
+        zt_mark_for_delete(impl, path);
         CHECK_OK(nczmap_close(again, 1));
     }
 }
@@ -587,6 +588,7 @@ static void test_huge_offsets(void) {
         CHECK_OK(nczmap_len(map, "/h/obj", &len));
         CHECK(len == 10);
         CHECK_CODE(nczmap_exists(map, "/h/new"), NC_EEMPTY);
+        zt_mark_for_delete(impl, path);
         CHECK_OK(nczmap_close(map, 1));
     }
 }

@@ -272,6 +272,7 @@ static void test_defineobj(void) {
     check_text(map, "/d/e/f", "hello");
     check_content(map, "/d/e/g", "", 0);
     check_content(map, "/top", "", 0);
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -355,6 +356,7 @@ static void test_write(void) {
         memcpy(want + 20, "YZ", 2);
         check_content(map, "/w/x", want, 22);
     }
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -415,6 +417,7 @@ static void test_read(void) {
     CHECK(memcmp(buf, "234", 3) == 0);
     CHECK_CODE(nczmap_read(map, "/r/obj", 8, 3, buf + 10), NC_EEDGE);
     CHECK(all_byte(buf + 3, sizeof buf - 3, 0xab));
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -538,6 +541,7 @@ static void test_prefix_leaf(void) {
     check_search(map, "/", "/a", "/p");
     check_search_none(map, "/p");
     check_content(map, "/p", "", 0);
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -605,6 +609,7 @@ static void test_readonly(void) {
     /* NC_WRITE makes it writable. */
     CHECK_OK(nczmap_write(map, "/ro/a", 5, 1, "!"));
     check_text(map, "/ro/a", "alpha!");
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -759,6 +764,7 @@ static void test_additions(void) {
     check_content(map, "/t/obj", "abc\0\0\0", 6);
     check_content(map, "/t/other", "\0\0x", 3);
     CHECK_OK(nczmap_flush(map)); /* read-only: a no-op */
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -846,6 +852,7 @@ static void test_api_table(void) {
     CHECK_CODE(api->write(map, "/api/obj", 0, 1, "x"), NC_EPERM);
     CHECK_CODE(api->defineobj(map, "/api/new"), NC_EPERM);
     check_content(map, "/api/obj", "hello\0\0!!", 9);
+    zt_mark_for_delete(impl, path);
     CHECK_OK(api->close(map, 1));
     map = (NCZMAP *)&map;
     CHECK_CODE(nczmap_open(impl, path, 0, 0, NULL, &map), NC_EEMPTY);
@@ -1039,6 +1046,7 @@ static void test_odd_keys(void) {
     check_text(map, "/a.b/.c/..d/e..f", "one");
     check_text(map, "/donn\xc3\xa9" "es/\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87",
                "utf8");
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -1084,6 +1092,7 @@ static void test_big_object(void) {
     memset(back, 0, total);
     CHECK_OK(nczmap_read(map, "/big/chunk", 0, total, back));
     CHECK(memcmp(back, data, total) == 0);
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
     free(data);
     free(back);

@@ -239,6 +239,7 @@ int main(int argc, char **argv) {
         CHECK_OK(nczmap_open(impl, path, 0, 0, NULL, &map));
         if (map) {
             verify_all(map, "after reopen");
+            zt_mark_for_delete(impl, path);
             CHECK_OK(nczmap_close(map, 1));
         }
     }

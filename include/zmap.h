@@ -196,7 +196,30 @@ typedef enum NCZM_IMPL {
    */
   NCZM_NC4 = 2,
   /**
-   * A directory tree: one file per object.
+   * A directory tree: one directory per intermediate key, one regular
+   * file per object. Anything else at a key (a FIFO, socket, device or
+   * symbolic link) is not an object: every operation on that key gives
+   * `NC_EINVAL`, never reads or writes it and never opens it for writing
+   * (a read may open it read-only and non-blocking to see its type; one
+   * swapped in for a regular file while a write opens that file may be
+   * opened, then is refused unwritten); search skips it.
+   *
+   * Open works on any directory. `nczmap_close(map, 1)` deletes only a
+   * dataset, also through a read-only map (netCDF's tests do): a
+   * directory with `.nczarr`, `.zgroup`, `.zarray`, `.zattrs`,
+   * `.zmetadata` or `zarr.json` at its top, or one this map created;
+   * any other gives `NC_EPERM` and nothing is removed. It deletes the
+   * directory the map holds open (device and inode), never what has its
+   * name now: renamed while open, its contents are deleted and the
+   * emptied directory stays under its new name.
+   *
+   * Crashes: after `nczmap_flush` or `nczmap_close(map, 0)` returned
+   * `NC_NOERR`, a crash leaves a dataset that opens, with every object
+   * not written, truncated or removed since then exactly as flushed.
+   * Objects are changed in place, so an object written or truncated
+   * after the flush may hold its flushed bytes, the new ones, a mix, or
+   * zeros where it was being extended, and one created or removed after
+   * it may exist or not. (GNZ keeps the whole dataset as flushed.)
    */
   NCZM_FILE = 3,
   /**
@@ -255,7 +278,9 @@ extern "C" {
 
 /**
  * Makes everything written through `map` durable (on disk or in the store)
- * before returning `NC_NOERR`. A no-op for read-only maps.
+ * before returning `NC_NOERR`. A no-op for read-only maps. What a later
+ * crash keeps: GNZ, the dataset exactly as of the last successful flush;
+ * FILE, every object not changed since it (see `NCZM_FILE`).
  *
  * # Safety
  * `map` is NULL or a handle.
@@ -482,8 +507,9 @@ int nczmap_open(NCZM_IMPL impl_, const char *path, int mode, size64_t flags, voi
 
 /**
  * Closes a map and retires the handle, also when an error is returned.
- * With `deleteit` non-zero the dataset is deleted (and nothing outside it);
- * otherwise everything written is made durable first. NULL: `NC_NOERR`.
+ * With `deleteit` non-zero the dataset is deleted (and nothing outside it;
+ * FILE refuses a directory that is no dataset with `NC_EPERM`, see
+ * `NCZM_FILE`); otherwise everything written is made durable first. NULL: `NC_NOERR`.
  * A handle that is not open gives `NC_EBADID`.
  *
  * A closed handle gives `NC_EBADID` from every function (through
@@ -498,7 +524,8 @@ int nczmap_close(struct NCZMAP *map, int deleteit);
 
 /**
  * `NC_NOERR` if `key` names an object (content, possibly empty);
- * `NC_EEMPTY` for anything else (missing, intermediate key, `/`).
+ * `NC_EEMPTY` for anything else (missing, intermediate key, `/`), except
+ * FILE's non-regular files at a key: `NC_EINVAL` (see `NCZM_FILE`).
  *
  * # Safety
  * `map` is NULL or a handle; `key` is NULL or a NUL-terminated string.

@@ -20,6 +20,9 @@ pub enum Error {
     ReadOnly,
     /// Create over something that is not a dataset, or NOCLOBBER rules.
     Exists,
+    /// `close(delete)` of a directory that holds no dataset: refused,
+    /// nothing removed.
+    NotDataset,
     /// The backend was not built in (or does not exist).
     NotBuilt,
     /// A dataset path or URL that cannot be parsed.
@@ -56,6 +59,7 @@ impl Error {
             Error::Invalid(_) => NC_EINVAL,
             Error::ReadOnly => NC_EPERM,
             Error::Exists => NC_EEXIST,
+            Error::NotDataset => NC_EPERM,
             Error::NotBuilt => NC_ENOTBUILT,
             Error::Url => NC_EURL,
             Error::NoMem => NC_ENOMEM,

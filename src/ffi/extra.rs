@@ -10,7 +10,9 @@ use super::{guard_value, set_out};
 use crate::codes::NC_CODES;
 
 /// Makes everything written through `map` durable (on disk or in the store)
-/// before returning `NC_NOERR`. A no-op for read-only maps.
+/// before returning `NC_NOERR`. A no-op for read-only maps. What a later
+/// crash keeps: GNZ, the dataset exactly as of the last successful flush;
+/// FILE, every object not changed since it (see `NCZM_FILE`).
 ///
 /// # Safety
 /// `map` is NULL or a handle.
