@@ -75,6 +75,7 @@ static void url_and_keys(NCZM_IMPL impl, const char *backend) {
     CHECK_OK(nczmap_len(map, "/dev/null", &len));
     CHECK(len == 2);
     CHECK_CODE(nczmap_exists(map, "/never"), NC_EEMPTY);
+    zt_mark_for_delete(impl, path);
     CHECK_OK(nczmap_close(map, 1));
 }
 
@@ -98,6 +99,7 @@ static void file_permissions(void) {
     struct stat so, sd;
     CHECK(stat(obj, &so) == 0 && (so.st_mode & 07777) == 0644);
     CHECK(stat(dir, &sd) == 0 && (sd.st_mode & 07777) == 0755);
+    zt_mark_for_delete(NCZM_FILE, path);
     if (nczmap_open(NCZM_FILE, path, NC_WRITE, 0, NULL, &map) == NC_NOERR)
         CHECK_OK(nczmap_close(map, 1));
 }
@@ -115,6 +117,7 @@ static void create_parents(NCZM_IMPL impl) {
     CHECK_OK(nczmap_open(impl, deep, NC_NOWRITE, 0, NULL, &map));
     if (map != NULL) {
         CHECK_OK(nczmap_exists(map, "/x"));
+        zt_mark_for_delete(impl, deep);
         CHECK_OK(nczmap_close(map, 1));
     }
 }

@@ -112,6 +112,7 @@ int main(int argc, char **argv) {
     CHECK_OK(nczmap_open(impl, path, NC_WRITE, 0, NULL, &again));
     if (again != NULL) {
         CHECK(intact(again));
+        zt_mark_for_delete(impl, path);
         CHECK_OK(nczmap_close(again, 1));
     }
     zt_cleanup();
