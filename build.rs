@@ -164,6 +164,12 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=ZMAP_UPDATE_HEADER");
 
+    // Without the C API (the bridge's build of the core) there is no header
+    // and no exports to version.
+    if env::var_os("CARGO_FEATURE_CAPI").is_none() {
+        return;
+    }
+
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
     // ABI 2 (0.x): the seed's API under the link names zmap_* (ABI 1 exported
     // the plain names, which bound libnetcdf's own calls to libzmap).

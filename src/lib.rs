@@ -13,6 +13,7 @@
 
 pub mod codes;
 pub mod error;
+#[cfg(feature = "capi")]
 pub mod ffi;
 pub mod key;
 pub mod location;
