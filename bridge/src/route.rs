@@ -54,7 +54,7 @@ pub fn route(imp: c_int, url: &str, look: impl Fn(&Path) -> Found) -> Route {
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
-            Some("s3" | "s3a" | "http" | "https") => Route::S3(url.to_string()),
+            Some("s3" | "s3a" | "http" | "https") => Route::S3(s3_location(url, &env_endpoint())),
             _ => Route::PassThrough,
         },
         NCZM_FILE => {
@@ -75,6 +75,50 @@ pub fn route(imp: c_int, url: &str, look: impl Fn(&Path) -> Found) -> Route {
         }
         _ => Route::PassThrough,
     }
+}
+
+/// The endpoint the AWS environment names (`AWS_ENDPOINT`, `AWS_ENDPOINT_URL`).
+fn env_endpoint() -> Option<String> {
+    ["AWS_ENDPOINT", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+/// The core's location for an S3 URL as netCDF hands it over. netCDF 4.9
+/// rewrites every S3 URL before NCZarr sees it (`NC_s3urlrebuild`):
+/// `s3://bucket/root` becomes `https://s3.<region>.amazonaws.com/bucket/root`,
+/// and `http://host:port/bucket/root` becomes `https://host:port/...`. So:
+/// - with an endpoint in the environment, the AWS path-style form goes back
+///   to `s3://bucket/root` (the environment's endpoint serves it);
+/// - `https://` to the environment's own `http://` endpoint (same host and
+///   port) is `http://` again (the environment allows plain HTTP there).
+///
+/// Everything else is passed on as it is; the fragment is dropped.
+pub fn s3_location(url: &str, endpoint: &Option<String>) -> String {
+    let url = &url[..url.find('#').unwrap_or(url.len())];
+    let Some(endpoint) = endpoint else {
+        return url.to_string();
+    };
+    let Some(rest) = url.strip_prefix("https://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = authority
+        .split(':')
+        .next()
+        .unwrap_or(authority)
+        .to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    if labels.len() == 4 && labels[0] == "s3" && host.ends_with(".amazonaws.com") {
+        return format!("s3://{path}");
+    }
+    let endpoint_authority = endpoint
+        .strip_prefix("http://")
+        .map(|e| e.trim_end_matches('/'));
+    if endpoint_authority.is_some_and(|e| e.eq_ignore_ascii_case(authority)) {
+        return format!("http://{rest}");
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -122,12 +166,40 @@ mod tests {
             "http://localhost:9000/b/r#mode=nczarr,s3",
             "s3://bucket/root#mode=nczarr,s3",
         ] {
-            assert_eq!(route(NCZM_S3, url, nothing), Route::S3(url.into()), "{url}");
+            assert!(
+                matches!(route(NCZM_S3, url, nothing), Route::S3(_)),
+                "{url}"
+            );
         }
         assert_eq!(
             route(NCZM_S3, "file:///x#mode=nczarr,s3", nothing),
             Route::PassThrough
         );
+    }
+
+    #[test]
+    fn s3_urls_as_netcdf_rewrites_them() {
+        let local = Some("http://127.0.0.1:8333".to_string());
+        let aws = "https://s3.us-east-1.amazonaws.com/bucket/root#mode=nczarr,s3";
+        assert_eq!(s3_location(aws, &local), "s3://bucket/root");
+        assert_eq!(
+            s3_location(aws, &None),
+            "https://s3.us-east-1.amazonaws.com/bucket/root"
+        );
+        let https = "https://127.0.0.1:8333/bucket/root#mode=nczarr,s3";
+        assert_eq!(
+            s3_location(https, &local),
+            "http://127.0.0.1:8333/bucket/root"
+        );
+        assert_eq!(
+            s3_location(https, &None),
+            "https://127.0.0.1:8333/bucket/root"
+        );
+        let other = "https://example.org:8333/bucket/root";
+        assert_eq!(s3_location(other, &local), other);
+        // Virtual-hosted AWS URLs keep their host.
+        let virt = "https://bucket.s3.eu-west-1.amazonaws.com/root";
+        assert_eq!(s3_location(virt, &local), virt);
     }
 
     #[test]
