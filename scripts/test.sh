@@ -57,8 +57,8 @@ fi
 # The S3 tests (Rust and C) use a private SeaweedFS on 127.0.0.1, stopped on exit.
 source scripts/seaweedfs.sh && step seaweedfs s3_start && trap s3_stop EXIT
 step "cargo fmt" cargo fmt --check
-step "cargo clippy" cargo clippy --all-targets -- -D warnings
-step "cargo test" cargo test
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test" cargo test --workspace
 step interop bash scripts/interop.sh
 step "gnz interop" bash scripts/gnz_interop.sh
 step "gnz fuzz" bash scripts/gnz_fuzz.sh 60

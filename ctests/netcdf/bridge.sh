@@ -92,9 +92,18 @@ else
     echo "S3 part skipped: ZMAP_TEST_S3_URL not set (scripts/test.sh starts SeaweedFS)"
 fi
 
-# 5. Python's netCDF4 module (python3-netcdf4) reads the GNZ dataset.
-if python3 -c 'import netCDF4' 2>/dev/null; then
-    with_bridge python3 - "$(nczarr ds.gnz)" > python.txt <<'PY'
+# 5. Python's netCDF4 module (python3-netcdf4: Debian's /usr/bin/python3,
+# which loads libnetcdf with RTLD_LOCAL as a dependency of the extension
+# module) reads the GNZ dataset.
+python=
+for candidate in python3 /usr/bin/python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import netCDF4' 2>/dev/null; then
+        python=$candidate
+        break
+    fi
+done
+if [ -n "$python" ]; then
+    with_bridge "$python" - "$(nczarr ds.gnz)" > python.txt <<'PY'
 import sys, netCDF4
 ds = netCDF4.Dataset(sys.argv[1])
 print(ds.title, list(ds.variables), list(ds.groups))
