@@ -171,3 +171,27 @@ pub fn replace(map: &Map, key: &Key, data: &[u8]) -> Result<()> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_makes_the_object_exactly_the_data() {
+        let name = format!("mem://bridge-replace-{}", std::process::id());
+        let map = Map::create(Impl::Memory, &name, 0, 0).unwrap();
+        let key = Key::parse(b"/g/.zattrs").unwrap();
+        replace(&map, &key, b"{\"a\": 1234567}").unwrap();
+        replace(&map, &key, b"{}").unwrap();
+        assert_eq!(map.len(&key).unwrap(), 2);
+        let mut buf = [0u8; 2];
+        map.read(&key, 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"{}");
+        replace(&map, &key, b"").unwrap();
+        assert_eq!(map.len(&key).unwrap(), 0);
+        let fresh = Key::parse(b"/empty").unwrap();
+        replace(&map, &fresh, b"").unwrap();
+        assert_eq!(map.len(&fresh).unwrap(), 0);
+        map.close(true).unwrap();
+    }
+}

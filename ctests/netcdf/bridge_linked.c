@@ -4,8 +4,10 @@
  * through the bridge, and the same process uses libzmap's 2020 API
  * (zmap.h's nczmap_*) directly.
  * argv[1]: gnz | s3 (s3 needs ZMAP_TEST_S3_URL and the AWS_* variables). */
+#define _GNU_SOURCE
 #include "harness.h"
 
+#include <dlfcn.h>
 #include <netcdf.h>
 
 #define NX 6
@@ -69,6 +71,21 @@ static void zmap_roundtrip(const char *backend) {
     CHECK_OK(nczmap_close(map, 1));
 }
 
+/* The names libnetcdf calls resolve to the bridge, which takes bad input
+ * without crashing: nczmap_close(NULL, 1) is a no-op (NCZarr calls it after
+ * a failed create), a NULL map is NC_EINVAL (netCDF's own would crash). */
+static void bridge_bad_input(void) {
+    int (*close_fn)(void *, int) = (int (*)(void *, int))dlsym(RTLD_DEFAULT, "nczmap_close");
+    int (*exists_fn)(void *, const char *) =
+        (int (*)(void *, const char *))dlsym(RTLD_DEFAULT, "nczmap_exists");
+    Dl_info info;
+    CHECK(close_fn != NULL && exists_fn != NULL);
+    if (close_fn == NULL || exists_fn == NULL) return;
+    CHECK(dladdr((void *)close_fn, &info) != 0 && strstr(info.dli_fname, "zmap_netcdf") != NULL);
+    CHECK_OK(close_fn(NULL, 1));
+    CHECK_CODE(exists_fn(NULL, "/x"), NC_EINVAL);
+}
+
 int main(int argc, char **argv) {
     const char *backend = argc > 1 ? argv[1] : "gnz";
     char url[4300];
@@ -89,6 +106,7 @@ int main(int argc, char **argv) {
         netcdf_roundtrip(url);
     }
     zmap_roundtrip(backend);
+    bridge_bad_input();
     zt_cleanup();
     return zt_finish("bridge_linked");
 }
