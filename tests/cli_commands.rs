@@ -482,3 +482,64 @@ fn info_reports_gnz_holes_and_compact_gives_them_back() {
     assert!(info_value(&after, "gnz file bytes") < info_value(&before, "gnz file bytes"));
     assert_eq!(info_value(&after, "gnz object bytes"), 50_100);
 }
+
+/// `zmap verify` of a sparse GNZ file (4 KiB of data, a header claiming an
+/// object of 4 GiB): the holes read as zeros without I/O, so verify reads
+/// only the ranges that hold data (the object's last byte here) — its work
+/// is bounded by what the file holds, not by the lengths the header claims.
+/// Counted in page faults of the process: reading the holes through the
+/// file's map would take one per 64 KiB at the very least (65,536).
+#[test]
+// The child is reaped by wait4 (for its resource usage), not Child::wait.
+#[allow(clippy::zombie_processes)]
+fn verify_of_a_sparse_gnz_file_reads_only_its_data() {
+    use std::os::unix::fs::FileExt;
+    const LEN: u64 = 4 << 30;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.gnz");
+    let json = format!(
+        "{{\"arrays\": {{\"big\": {{\"dtype\": \"|u1\", \"offset\": 4096, \"order\": \"C\", \
+         \"shape\": [{LEN}]}}}}, \"metadata\": {{}}, \"version\": 1}}"
+    );
+    let mut head = b"GNZ1".to_vec();
+    head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    head.extend_from_slice(json.as_bytes());
+    let file = std::fs::File::create(&path).unwrap();
+    file.write_all_at(&head, 0).unwrap();
+    file.write_all_at(b"x", 4096 + LEN - 1).unwrap();
+    drop(file);
+    let mut child = Command::new(ZMAP)
+        .args(["verify", s(&path)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run zmap");
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are valid for writes; `pid` is our child,
+    // not waited for yet (its `Child` is never waited on).
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status:#x}: {err}"
+    );
+    assert_eq!(out, format!("verify: 1 objects, {LEN} bytes: ok\n"));
+    assert!(usage.ru_minflt < 20_000, "{} page faults", usage.ru_minflt);
+}
