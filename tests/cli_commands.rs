@@ -487,8 +487,9 @@ fn info_reports_gnz_holes_and_compact_gives_them_back() {
 /// object of 4 GiB): the holes read as zeros without I/O, so verify reads
 /// only the ranges that hold data (the object's last byte here) — its work
 /// is bounded by what the file holds, not by the lengths the header claims.
-/// Counted in page faults of the process: reading the holes through the
-/// file's map would take one per 64 KiB at the very least (65,536).
+/// Measured by the process's peak resident memory: the holes read through
+/// the file's map would become resident page-cache pages (4 GiB; measured
+/// 4.2 GB before the fix, and 30 s).
 #[test]
 // The child is reaped by wait4 (for its resource usage), not Child::wait.
 #[allow(clippy::zombie_processes)]
@@ -541,5 +542,10 @@ fn verify_of_a_sparse_gnz_file_reads_only_its_data() {
         "{status:#x}: {err}"
     );
     assert_eq!(out, format!("verify: 1 objects, {LEN} bytes: ok\n"));
-    assert!(usage.ru_minflt < 20_000, "{} page faults", usage.ru_minflt);
+    // ru_maxrss is in KiB on Linux.
+    assert!(
+        usage.ru_maxrss < 256 << 10,
+        "verify peaked at {} KiB resident",
+        usage.ru_maxrss
+    );
 }
