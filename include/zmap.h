@@ -430,6 +430,9 @@ int nczmap_open(NCZM_IMPL impl_, const char *path, int mode, size64_t flags, voi
  * Closes a map and frees the handle, also when an error is returned. With
  * `deleteit` non-zero the dataset is deleted (and nothing outside it);
  * otherwise everything written is made durable first. NULL: `NC_NOERR`.
+ * GNZ deletes the file the map opened (a symbolic link's target, resolved
+ * at open) only while its path still names that file: renamed away or
+ * replaced, nothing is deleted and the answer is `NC_EEMPTY`.
  * A handle that is not open gives `NC_EBADID`.
  *
  * # Safety
