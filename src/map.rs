@@ -193,6 +193,16 @@ impl Map {
         self.store.stats()
     }
 
+    /// The first range of `[start, end)` of the object `key` that holds
+    /// data; `None` if the rest reads as zeros without any I/O (holes of a
+    /// sparse GNZ file). Callers still read every byte the ranges cover.
+    pub fn next_data(&self, key: &Key, start: u64, end: u64) -> Result<Option<(u64, u64)>> {
+        if key.is_root() {
+            return Err(Error::Empty);
+        }
+        self.store.next_data(key, start, end)
+    }
+
     /// Checks the backend's own structures.
     pub fn verify(&self) -> Result<()> {
         self.store.verify()

@@ -318,6 +318,9 @@ pub unsafe extern "C" fn nczmap_open(
 /// With `deleteit` non-zero the dataset is deleted (and nothing outside it;
 /// FILE refuses a directory that is no dataset with `NC_EPERM`, see
 /// `NCZM_FILE`); otherwise everything written is made durable first. NULL: `NC_NOERR`.
+/// GNZ deletes the file the map opened (a symbolic link's target, resolved
+/// at open) only while its path still names that file: renamed away or
+/// replaced, nothing is deleted and the answer is `NC_EEMPTY`.
 /// A handle that is not open gives `NC_EBADID`.
 ///
 /// A closed handle gives `NC_EBADID` from every function (through

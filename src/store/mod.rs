@@ -133,6 +133,17 @@ pub trait Store: Send + Sync {
         Vec::new()
     }
 
+    /// The first range `[s, e)` of `[start, end)` of the object `key` whose
+    /// bytes the backend stores, or `None` if the rest reads as zeros that no
+    /// I/O can fail to return (the holes of a sparse file). For tools that
+    /// read every byte to check it (`zmap verify`): their work is then
+    /// bounded by the data there is, not by the lengths a header claims.
+    /// By default everything is data.
+    fn next_data(&self, key: &Key, start: u64, end: u64) -> Result<Option<(u64, u64)>> {
+        let _ = key;
+        Ok((start < end).then_some((start, end)))
+    }
+
     /// Checks the backend's own structures (beyond reading every object,
     /// which callers do themselves). Nothing to check by default.
     fn verify(&self) -> Result<()> {

@@ -91,7 +91,7 @@ use crate::store::{is_dataset_marker, OpenOptions, Store};
 pub const MULTIPART_THRESHOLD: usize = 8 << 20;
 /// Size of each part but the last (S3 wants at least 5 MiB).
 const PART_SIZE: usize = 8 << 20;
-const _: () = assert!(PART_SIZE % PIECE == 0, "parts are whole pieces");
+const _: () = assert!(PART_SIZE.is_multiple_of(PIECE), "parts are whole pieces");
 /// Objects uploaded at once by a flush.
 const UPLOAD_CONCURRENCY: usize = 8;
 /// Parts of one object uploaded at once.
