@@ -124,6 +124,60 @@ struct NClist;
 /* The default map implementation: one GNZ container file. */
 #define NCZM_DEFAULT NCZM_GNZ
 
+/* Link names. Code compiled with this header calls libzmap's exports
+ * zmap_<name> (zmap_nczmap_create, ...), which netCDF-C's libnetcdf does
+ * not define, so its calls reach libzmap whatever else the process loads.
+ * The names below are also exported, but only as hidden symbol versions
+ * <name>@ZMAP_1, which unversioned references (libnetcdf's calls to its
+ * own zmap functions, programs built against an unversioned libzmap)
+ * never bind to: find them with dlsym(h, "zmap_<name>") or
+ * dlvsym(h, "<name>", "ZMAP_1"). README: "Linking libzmap together
+ * with libnetcdf". */
+#define nclistclone zmap_nclistclone
+#define nclistcontains zmap_nclistcontains
+#define nclistelemremove zmap_nclistelemremove
+#define nclistextract zmap_nclistextract
+#define nclistfree zmap_nclistfree
+#define nclistfreeall zmap_nclistfreeall
+#define nclistget zmap_nclistget
+#define nclistinsert zmap_nclistinsert
+#define nclistmatch zmap_nclistmatch
+#define nclistnew zmap_nclistnew
+#define nclistnull zmap_nclistnull
+#define nclistpop zmap_nclistpop
+#define nclistpush zmap_nclistpush
+#define nclistremove zmap_nclistremove
+#define nclistset zmap_nclistset
+#define nclistsetalloc zmap_nclistsetalloc
+#define nclistsetlength zmap_nclistsetlength
+#define nclisttop zmap_nclisttop
+#define nclistunique zmap_nclistunique
+#define nczm_canonicalpath zmap_nczm_canonicalpath
+#define nczm_clear zmap_nczm_clear
+#define nczm_concat zmap_nczm_concat
+#define nczm_divide_at zmap_nczm_divide_at
+#define nczm_isabsolutepath zmap_nczm_isabsolutepath
+#define nczm_join zmap_nczm_join
+#define nczm_joinpath zmap_nczm_joinpath
+#define nczm_localize zmap_nczm_localize
+#define nczm_split zmap_nczm_split
+#define nczm_split_delim zmap_nczm_split_delim
+#define nczmap_close zmap_nczmap_close
+#define nczmap_compact zmap_nczmap_compact
+#define nczmap_create zmap_nczmap_create
+#define nczmap_defineobj zmap_nczmap_defineobj
+#define nczmap_exists zmap_nczmap_exists
+#define nczmap_flush zmap_nczmap_flush
+#define nczmap_len zmap_nczmap_len
+#define nczmap_open zmap_nczmap_open
+#define nczmap_read zmap_nczmap_read
+#define nczmap_remove zmap_nczmap_remove
+#define nczmap_search zmap_nczmap_search
+#define nczmap_strerror zmap_nczmap_strerror
+#define nczmap_truncate zmap_nczmap_truncate
+#define nczmap_version zmap_nczmap_version
+#define nczmap_write zmap_nczmap_write
+
 
 /**
  * The storage backends. `NCZM_UNDEF` (alias `NCZM_MEM`) is in-memory.
@@ -142,7 +196,30 @@ typedef enum NCZM_IMPL {
    */
   NCZM_NC4 = 2,
   /**
-   * A directory tree: one file per object.
+   * A directory tree: one directory per intermediate key, one regular
+   * file per object. Anything else at a key (a FIFO, socket, device or
+   * symbolic link) is not an object: every operation on that key gives
+   * `NC_EINVAL`, never reads or writes it and never opens it for writing
+   * (a read may open it read-only and non-blocking to see its type; one
+   * swapped in for a regular file while a write opens that file may be
+   * opened, then is refused unwritten); search skips it.
+   *
+   * Open works on any directory. `nczmap_close(map, 1)` deletes only a
+   * dataset, also through a read-only map (netCDF's tests do): a
+   * directory with `.nczarr`, `.zgroup`, `.zarray`, `.zattrs`,
+   * `.zmetadata` or `zarr.json` at its top, or one this map created;
+   * any other gives `NC_EPERM` and nothing is removed. It deletes the
+   * directory the map holds open (device and inode), never what has its
+   * name now: renamed while open, its contents are deleted and the
+   * emptied directory stays under its new name.
+   *
+   * Crashes: after `nczmap_flush` or `nczmap_close(map, 0)` returned
+   * `NC_NOERR`, a crash leaves a dataset that opens, with every object
+   * not written, truncated or removed since then exactly as flushed.
+   * Objects are changed in place, so an object written or truncated
+   * after the flush may hold its flushed bytes, the new ones, a mix, or
+   * zeros where it was being extended, and one created or removed after
+   * it may exist or not. (GNZ keeps the whole dataset as flushed.)
    */
   NCZM_FILE = 3,
   /**
@@ -201,7 +278,9 @@ extern "C" {
 
 /**
  * Makes everything written through `map` durable (on disk or in the store)
- * before returning `NC_NOERR`. A no-op for read-only maps.
+ * before returning `NC_NOERR`. A no-op for read-only maps. What a later
+ * crash keeps: GNZ, the dataset exactly as of the last successful flush;
+ * FILE, every object not changed since it (see `NCZM_FILE`).
  *
  * # Safety
  * `map` is NULL or a handle.
@@ -427,13 +506,19 @@ int nczmap_create(NCZM_IMPL impl_, const char *path, int mode, size64_t flags, v
 int nczmap_open(NCZM_IMPL impl_, const char *path, int mode, size64_t flags, void *parameters, struct NCZMAP **mapp);
 
 /**
- * Closes a map and frees the handle, also when an error is returned. With
- * `deleteit` non-zero the dataset is deleted (and nothing outside it);
- * otherwise everything written is made durable first. NULL: `NC_NOERR`.
+ * Closes a map and retires the handle, also when an error is returned.
+ * With `deleteit` non-zero the dataset is deleted (and nothing outside it;
+ * FILE refuses a directory that is no dataset with `NC_EPERM`, see
+ * `NCZM_FILE`); otherwise everything written is made durable first. NULL: `NC_NOERR`.
  * GNZ deletes the file the map opened (a symbolic link's target, resolved
  * at open) only while its path still names that file: renamed away or
  * replaced, nothing is deleted and the answer is `NC_EEMPTY`.
  * A handle that is not open gives `NC_EBADID`.
+ *
+ * A closed handle gives `NC_EBADID` from every function (through
+ * `map->api` too) and can never act on another map until 65,536 more maps
+ * have been closed: its memory is kept until then (its `url` is freed and
+ * set to NULL), so no map opened meanwhile can have its address.
  *
  * # Safety
  * `map` is NULL or a handle from `nczmap_create`/`nczmap_open`.
@@ -442,7 +527,8 @@ int nczmap_close(struct NCZMAP *map, int deleteit);
 
 /**
  * `NC_NOERR` if `key` names an object (content, possibly empty);
- * `NC_EEMPTY` for anything else (missing, intermediate key, `/`).
+ * `NC_EEMPTY` for anything else (missing, intermediate key, `/`), except
+ * FILE's non-regular files at a key: `NC_EINVAL` (see `NCZM_FILE`).
  *
  * # Safety
  * `map` is NULL or a handle; `key` is NULL or a NUL-terminated string.
