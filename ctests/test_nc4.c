@@ -177,6 +177,42 @@ static void test_underscore_segments_are_invalid(void) {
     free(got);
 }
 
+/* netCDF-4 cannot delete a group or shrink a dimension: remove and truncate
+ * are applied to the file by the rewrite at flush/close, and then the file
+ * holds exactly the live objects. */
+static void test_remove_and_truncate_reach_the_file(void) {
+    char path[4200];
+    zt_dataset("nc4", "rewrite", path, sizeof path);
+    NCZMAP *map = NULL;
+    CHECK_OK(nczmap_create(NCZM_NC4, path, 0, 0, NULL, &map));
+    if (!map) return;
+    CHECK_OK(nczmap_write(map, "/.nczarr", 0, 2, "{}"));
+    CHECK_OK(nczmap_write(map, "/a/b", 0, 5, "hello"));
+    CHECK_OK(nczmap_write(map, "/c", 0, 6, "012345"));
+    CHECK_OK(nczmap_write(map, "/d", 0, 3, "old"));
+    CHECK_OK(nczmap_remove(map, "/a/b"));
+    CHECK_OK(nczmap_truncate(map, "/c", 2));
+    CHECK_OK(nczmap_remove(map, "/d"));
+    CHECK_OK(nczmap_write(map, "/d", 1, 1, "N")); /* new again: 0 then 'N' */
+    CHECK_OK(nczmap_flush(map));
+    check_search(map, "/", "/.nczarr /c /d");
+    CHECK_OK(nczmap_close(map, 0));
+    int ncid = -1, grp = -1;
+    NC(nc_open(path, NC_NOWRITE, &ncid));
+    CHECK_CODE(nc_inq_grp_ncid(ncid, "a", &grp), NC_ENOGRP);
+    NC(nc_close(ncid));
+    size_t n = 0;
+    unsigned char *got = nc_read_object(path, "c", &n);
+    CHECK(got != NULL && n == 2 && memcmp(got, "01", 2) == 0);
+    free(got);
+    got = nc_read_object(path, "d", &n);
+    CHECK(got != NULL && n == 2 && memcmp(got, "\0N", 2) == 0);
+    free(got);
+    got = nc_read_object(path, "_nczarr", &n);
+    CHECK(got != NULL && n == 2 && memcmp(got, "{}", 2) == 0);
+    free(got);
+}
+
 static int write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) return 0;
@@ -257,6 +293,7 @@ int main(int argc, char **argv) {
     zt_backend(argv[1]);
     test_reads_a_file_written_by_netcdf();
     test_underscore_segments_are_invalid();
+    test_remove_and_truncate_reach_the_file();
     test_only_its_own_file();
     zt_cleanup();
     return zt_finish("nc4");

@@ -6,13 +6,15 @@
 //! call into libnetcdf is made under `sys::lock()`, after this map's own
 //! lock (always in that order).
 //!
-//! netCDF-4 can neither delete a group or variable nor shrink a dimension,
-//! so `remove` and a shrinking `truncate` rewrite the file: every other
-//! object is copied into a new file next to it, which then replaces it
-//! (after checking that the name still holds this map's file). Gaps are
-//! written as zeros (netCDF's fill value for ubyte is 255).
+//! netCDF-4 can neither delete a group or variable nor shrink a dimension.
+//! So `remove` and a shrinking `truncate` change only what this map shows
+//! (removed keys, shorter lengths: `Inner::gone`, `Inner::cut`), and the next
+//! flush or close rewrites the file: every live object is copied into a new
+//! file next to it, made durable, which then takes the old one's name (after
+//! checking that the name still holds this map's file). Gaps are written as
+//! zeros (netCDF's fill value for ubyte is 255).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::fs::{self, File};
 use std::io;
@@ -329,6 +331,11 @@ struct Inner {
     /// The dataset's file, held from open/create on: its identity decides
     /// what close(delete) and a rewrite may replace, and fsync goes to it.
     file: File,
+    /// Objects removed since the last rewrite (still in the file).
+    gone: HashSet<String>,
+    /// Objects whose length is shorter than in the file (truncated, or
+    /// removed and written again), with that length.
+    cut: HashMap<String, u64>,
 }
 
 impl Drop for Inner {
@@ -338,6 +345,182 @@ impl Drop for Inner {
             let _ = nc_close(ncid);
         }
     }
+}
+
+impl Inner {
+    fn root(&self) -> c_int {
+        self.ncid.unwrap_or(-1)
+    }
+
+    fn is_gone(&self, key: &str) -> bool {
+        !self.gone.is_empty() && self.gone.contains(key)
+    }
+
+    /// The live object at `key` and its length.
+    fn find_object(&self, key: &Key) -> Result<(Object, u64)> {
+        if self.is_gone(key.as_str()) {
+            return Err(Error::Empty);
+        }
+        let group = find_group(self.root(), key)?.ok_or(Error::Empty)?;
+        let obj = object_in(group)?.ok_or(Error::Empty)?;
+        Ok((obj, self.logical_len(key.as_str(), obj)?))
+    }
+
+    fn logical_len(&self, key: &str, obj: Object) -> Result<u64> {
+        let len = object_len(obj)?;
+        Ok(match self.cut.get(key) {
+            Some(&cut) => cut.min(len),
+            None => len,
+        })
+    }
+
+    /// True when `group` (the key `key`) is or holds a live object.
+    fn has_live(&self, group: c_int, key: &str) -> Result<bool> {
+        if object_in(group)?.is_some() && !self.is_gone(key) {
+            return Ok(true);
+        }
+        for g in subgroups(group)? {
+            if let Some(segment) = names::segment(&group_name(g)?) {
+                if self.has_live(g, &join(key, &segment))? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The object at `key`, created (with its groups) when missing, and its
+    /// length. Prefix conflicts are `Invalid`, found before anything changes.
+    fn ensure_object(&mut self, key: &Key) -> Result<(Object, u64)> {
+        let names = key
+            .segments()
+            .map(names::group_name)
+            .collect::<Result<Vec<_>>>()?;
+        let (last, above) = names
+            .split_last()
+            .ok_or(Error::Invalid("the root is not an object"))?;
+        let mut group = self.root();
+        let mut missing = None;
+        for (i, (name, ancestor)) in above.iter().zip(key.ancestors()).enumerate() {
+            match child_group(group, name)? {
+                Some(g) => {
+                    if object_in(g)?.is_some() && !self.is_gone(ancestor) {
+                        return Err(Error::Invalid("key lies below an object"));
+                    }
+                    group = g;
+                }
+                None => {
+                    missing = Some(i);
+                    break;
+                }
+            }
+        }
+        if let Some(i) = missing {
+            for name in &above[i..] {
+                group = def_group(group, name)?;
+            }
+            return Ok((def_object(def_group(group, last)?)?, 0));
+        }
+        let Some(g) = child_group(group, last)? else {
+            return Ok((def_object(def_group(group, last)?)?, 0));
+        };
+        let k = key.as_str();
+        let gone = self.is_gone(k);
+        if let Some(obj) = object_in(g)? {
+            if !gone {
+                return Ok((obj, self.logical_len(k, obj)?));
+            }
+        }
+        // Not a live object: an intermediate key, or one emptied by removes.
+        for sub in subgroups(g)? {
+            if let Some(segment) = names::segment(&group_name(sub)?) {
+                if self.has_live(sub, &join(k, &segment))? {
+                    return Err(Error::Invalid("key is a prefix of an object"));
+                }
+            }
+        }
+        let obj = match object_in(g)? {
+            Some(obj) => obj,
+            None => def_object(g)?,
+        };
+        if gone {
+            // Removed, now new again: empty, whatever the file still holds.
+            self.gone.remove(k);
+            self.cut.insert(k.to_string(), 0);
+        }
+        let len = self.logical_len(k, obj)?;
+        Ok((obj, len))
+    }
+
+    /// Records a logical length `len` for `key` whose file length is now
+    /// `physical`.
+    fn set_len(&mut self, key: &str, len: u64, physical: u64) {
+        if len >= physical {
+            self.cut.remove(key);
+        } else {
+            self.cut.insert(key.to_string(), len);
+        }
+    }
+
+    fn pending(&self) -> bool {
+        !self.gone.is_empty() || !self.cut.is_empty()
+    }
+}
+
+/// `parent/segment` as a key string.
+fn join(parent: &str, segment: &str) -> String {
+    if parent == "/" {
+        format!("/{segment}")
+    } else {
+        format!("{parent}/{segment}")
+    }
+}
+
+/// The group of `key` (the root for `/`), if it exists.
+fn find_group(root: c_int, key: &Key) -> Result<Option<c_int>> {
+    // Every segment is checked, also those below a missing group.
+    let names = key
+        .segments()
+        .map(names::group_name)
+        .collect::<Result<Vec<_>>>()?;
+    let mut group = root;
+    for name in &names {
+        match child_group(group, name)? {
+            Some(g) => group = g,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(group))
+}
+
+/// An object found in the file: its key, its groups' names, where it is.
+struct Found {
+    key: String,
+    groups: Vec<String>,
+    obj: Object,
+}
+
+/// Every object below `group` (whose key is `key`), depth first.
+fn collect(group: c_int, key: &str, groups: &mut Vec<String>, out: &mut Vec<Found>) -> Result<()> {
+    for g in subgroups(group)? {
+        let name = group_name(g)?;
+        let Some(segment) = names::segment(&name) else {
+            continue;
+        };
+        let child = join(key, &segment);
+        groups.push(name);
+        if let Some(obj) = object_in(g)? {
+            out.push(Found {
+                key: child.clone(),
+                groups: groups.clone(),
+                obj,
+            });
+        }
+        // A removed object's group may hold keys written after the remove.
+        collect(g, &child, groups, out)?;
+        groups.pop();
+    }
+    Ok(())
 }
 
 pub struct Nc4Store {
@@ -376,6 +559,8 @@ impl Nc4Store {
             inner: Mutex::new(Inner {
                 ncid: Some(ncid),
                 file,
+                gone: HashSet::new(),
+                cut: HashMap::new(),
             }),
         }
     }
@@ -459,125 +644,47 @@ impl Nc4Store {
         Ok((inner, sys::lock()))
     }
 
-    fn root(inner: &Inner) -> c_int {
-        inner.ncid.unwrap_or(-1)
-    }
-
-    /// The group of `key` (the root for `/`), if it exists.
-    fn find_group(root: c_int, key: &Key) -> Result<Option<c_int>> {
-        let names = key
-            .segments()
-            .map(names::group_name)
-            .collect::<Result<Vec<_>>>()?;
-        let mut group = root;
-        for name in &names {
-            match child_group(group, name)? {
-                Some(g) => group = g,
-                None => return Ok(None),
-            }
+    /// Replaces the file with a copy of its live objects (removed ones left
+    /// out, truncated ones cut, empty groups gone), when something is
+    /// pending. The new file is durable before it takes the old one's name.
+    fn rewrite(&self, inner: &mut Inner) -> Result<()> {
+        if !inner.pending() {
+            return Ok(());
         }
-        Ok(Some(group))
-    }
-
-    fn find_object(root: c_int, key: &Key) -> Result<Object> {
-        match Self::find_group(root, key)? {
-            Some(g) => object_in(g)?.ok_or(Error::Empty),
-            None => Err(Error::Empty),
-        }
-    }
-
-    /// The object at `key`, created (with its groups) when missing. Prefix
-    /// conflicts are `Invalid`, found before anything is created.
-    fn ensure_object(root: c_int, key: &Key) -> Result<Object> {
-        let names = key
-            .segments()
-            .map(names::group_name)
-            .collect::<Result<Vec<_>>>()?;
-        let (last, above) = names
-            .split_last()
-            .ok_or(Error::Invalid("the root is not an object"))?;
-        let mut group = root;
-        let mut missing = None;
-        for (i, name) in above.iter().enumerate() {
-            match child_group(group, name)? {
-                Some(g) => {
-                    if object_in(g)?.is_some() {
-                        return Err(Error::Invalid("key lies below an object"));
-                    }
-                    group = g;
-                }
-                None => {
-                    missing = Some(i);
-                    break;
-                }
-            }
-        }
-        if let Some(i) = missing {
-            for name in &above[i..] {
-                group = def_group(group, name)?;
-            }
-            return def_object(def_group(group, last)?);
-        }
-        match child_group(group, last)? {
-            None => def_object(def_group(group, last)?),
-            Some(g) => match object_in(g)? {
-                Some(obj) => Ok(obj),
-                None if subgroups(g)?.is_empty() => def_object(g),
-                None => Err(Error::Invalid("key is a prefix of an object")),
-            },
-        }
-    }
-
-    /// Replaces the file with a copy holding every object but `skip`, and
-    /// `cut` (an object and a length) shortened. Empty groups are left out.
-    fn rewrite(
-        &self,
-        inner: &mut Inner,
-        skip: Option<&Key>,
-        cut: Option<(&Key, u64)>,
-    ) -> Result<()> {
-        let root = Self::root(inner);
+        let root = inner.root();
         let mut objects = Vec::new();
-        collect(root, &mut Vec::new(), &mut objects)?;
-        let skip_segments: Option<Vec<&str>> = skip.map(|k| k.segments().collect());
-        let cut_segments: Option<(Vec<&str>, u64)> = cut.map(|(k, n)| (k.segments().collect(), n));
+        collect(root, "/", &mut Vec::new(), &mut objects)?;
 
         let temp = temp_path(&self.path);
         let dst = nc_create_new(&temp)?;
         let copied = (|| {
             let mut groups: HashMap<Vec<String>, c_int> = HashMap::new();
-            for (path, src) in &objects {
-                let segs: Vec<&str> = path.iter().map(|(_, s)| s.as_str()).collect();
-                if skip_segments.as_deref() == Some(segs.as_slice()) {
+            let mut buf = Vec::new();
+            for found in &objects {
+                if inner.is_gone(&found.key) {
                     continue;
                 }
-                let mut len = object_len(*src)?;
-                if let Some((c, n)) = &cut_segments {
-                    if c.as_slice() == segs.as_slice() {
-                        len = len.min(*n);
-                    }
-                }
+                let len = inner.logical_len(&found.key, found.obj)?;
                 let mut parent = dst;
-                let mut so_far = Vec::new();
-                for (name, _) in path {
-                    so_far.push(name.clone());
-                    parent = match groups.get(&so_far) {
+                for depth in 1..=found.groups.len() {
+                    let path = &found.groups[..depth];
+                    parent = match groups.get(path) {
                         Some(&g) => g,
                         None => {
-                            let c = CString::new(name.as_str())
+                            let name = CString::new(path[depth - 1].as_str())
                                 .map_err(|_| Error::Internal("NUL in a group name"))?;
-                            let g = def_group(parent, &c)?;
-                            groups.insert(so_far.clone(), g);
+                            let g = def_group(parent, &name)?;
+                            groups.insert(path.to_vec(), g);
                             g
                         }
                     };
                 }
                 let obj = def_object(parent)?;
-                let mut buf = vec![0u8; PIECE.min(len as usize)];
+                buf.resize(PIECE.min(len as usize), 0);
                 let mut at = 0u64;
                 while at < len {
                     let n = buf.len().min((len - at) as usize);
-                    get(*src, at, &mut buf[..n])?;
+                    get(found.obj, at, &mut buf[..n])?;
                     put(obj, at, &buf[..n])?;
                     at += n as u64;
                 }
@@ -613,48 +720,26 @@ impl Nc4Store {
         sync_parent_dir(&self.path)?;
         inner.ncid = Some(nc_open(&self.path, true)?);
         inner.file = file;
+        inner.gone.clear();
+        inner.cut.clear();
         Ok(())
     }
-}
-
-/// Every object below `group`: its group path (stored names and key
-/// segments) and where it is.
-#[allow(clippy::type_complexity)]
-fn collect(
-    group: c_int,
-    path: &mut Vec<(String, String)>,
-    out: &mut Vec<(Vec<(String, String)>, Object)>,
-) -> Result<()> {
-    for g in subgroups(group)? {
-        let name = group_name(g)?;
-        let Some(segment) = names::segment(&name) else {
-            continue;
-        };
-        path.push((name, segment));
-        match object_in(g)? {
-            Some(obj) => out.push((path.clone(), obj)),
-            None => collect(g, path, out)?,
-        }
-        path.pop();
-    }
-    Ok(())
 }
 
 impl Store for Nc4Store {
     fn len(&self, key: &Key) -> Result<u64> {
         let (inner, _nc) = self.lock()?;
-        object_len(Self::find_object(Self::root(&inner), key)?)
+        inner.find_object(key).map(|(_, len)| len)
     }
 
     fn define(&self, key: &Key) -> Result<()> {
-        let (inner, _nc) = self.lock()?;
-        Self::ensure_object(Self::root(&inner), key).map(|_| ())
+        let (mut inner, _nc) = self.lock()?;
+        inner.ensure_object(key).map(|_| ())
     }
 
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
         let (inner, _nc) = self.lock()?;
-        let obj = Self::find_object(Self::root(&inner), key)?;
-        let len = object_len(obj)?;
+        let (obj, len) = inner.find_object(key)?;
         match start.checked_add(buf.len() as u64) {
             Some(end) if end <= len => get(obj, start, buf),
             _ => Err(Error::Edge),
@@ -662,31 +747,38 @@ impl Store for Nc4Store {
     }
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
-        let end = start.checked_add(data.len() as u64);
-        if end.is_none_or(|end| end > MAX_OBJECT_LEN) {
-            return Err(Error::Invalid("NC4: object longer than 2^44 bytes"));
-        }
-        let (inner, _nc) = self.lock()?;
-        let obj = Self::ensure_object(Self::root(&inner), key)?;
-        let len = object_len(obj)?;
+        let end = match start.checked_add(data.len() as u64) {
+            Some(end) if end <= MAX_OBJECT_LEN => end,
+            _ => return Err(Error::Invalid("NC4: object longer than 2^44 bytes")),
+        };
+        let (mut inner, _nc) = self.lock()?;
+        let (obj, len) = inner.ensure_object(key)?;
+        // Past the logical end the file may hold stale bytes: zeros first.
         if start > len {
             put_zeros(obj, len, start)?;
         }
-        put(obj, start, data)
+        put(obj, start, data)?;
+        if inner.cut.contains_key(key.as_str()) {
+            let physical = object_len(obj)?;
+            inner.set_len(key.as_str(), len.max(end), physical);
+        }
+        Ok(())
     }
 
     fn children(&self, prefix: &Key) -> Result<Vec<String>> {
         let (inner, _nc) = self.lock()?;
-        let Some(group) = Self::find_group(Self::root(&inner), prefix)? else {
+        let Some(group) = find_group(inner.root(), prefix)? else {
             return Ok(Vec::new());
         };
-        if !prefix.is_root() && object_in(group)?.is_some() {
+        if !prefix.is_root() && object_in(group)?.is_some() && !inner.is_gone(prefix.as_str()) {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
         for g in subgroups(group)? {
             if let Some(segment) = names::segment(&group_name(g)?) {
-                out.push(segment);
+                if inner.gone.is_empty() || inner.has_live(g, &join(prefix.as_str(), &segment))? {
+                    out.push(segment);
+                }
             }
         }
         Ok(out)
@@ -694,8 +786,10 @@ impl Store for Nc4Store {
 
     fn remove(&self, key: &Key) -> Result<()> {
         let (mut inner, _nc) = self.lock()?;
-        Self::find_object(Self::root(&inner), key)?;
-        self.rewrite(&mut inner, Some(key), None)
+        inner.find_object(key)?;
+        inner.cut.remove(key.as_str());
+        inner.gone.insert(key.as_str().to_string());
+        Ok(())
     }
 
     fn truncate(&self, key: &Key, len: u64) -> Result<()> {
@@ -703,17 +797,19 @@ impl Store for Nc4Store {
             return Err(Error::Invalid("NC4: object longer than 2^44 bytes"));
         }
         let (mut inner, _nc) = self.lock()?;
-        let obj = Self::find_object(Self::root(&inner), key)?;
-        let now = object_len(obj)?;
-        if len >= now {
-            return put_zeros(obj, now, len);
+        let (obj, now) = inner.find_object(key)?;
+        if len > now {
+            put_zeros(obj, now, len)?;
         }
-        self.rewrite(&mut inner, None, Some((key, len)))
+        let physical = object_len(obj)?;
+        inner.set_len(key.as_str(), len, physical);
+        Ok(())
     }
 
     fn flush(&self) -> Result<()> {
-        let (inner, _nc) = self.lock()?;
-        nc_sync(Self::root(&inner))?;
+        let (mut inner, _nc) = self.lock()?;
+        self.rewrite(&mut inner)?;
+        nc_sync(inner.root())?;
         inner.file.sync_all()?;
         Ok(())
     }
@@ -725,6 +821,11 @@ impl Store for Nc4Store {
     fn close(self: Box<Self>, delete: bool) -> Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let guard = sys::lock();
+        let rewritten = if self.writable && !delete && inner.ncid.is_some() {
+            self.rewrite(&mut inner)
+        } else {
+            Ok(())
+        };
         let closed = match inner.ncid.take() {
             Some(ncid) => nc_close(ncid),
             None => Ok(()),
@@ -742,6 +843,7 @@ impl Store for Nc4Store {
             }
             return Ok(());
         }
+        rewritten?;
         closed?;
         if self.writable {
             inner.file.sync_all()?;
