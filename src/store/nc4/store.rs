@@ -34,6 +34,8 @@ use crate::store::{OpenOptions, Store};
 /// The longest object (ext4's largest file): a longer write is `NC_EINVAL`
 /// before anything changes.
 pub const MAX_OBJECT_LEN: u64 = 1 << 44;
+/// New objects' bytes held in memory before they are put in one batch.
+const STAGE_LIMIT: usize = 64 << 20;
 /// Zeros and copies go through libnetcdf in pieces of this size.
 const PIECE: usize = 1 << 20;
 /// The top-level group names that mark a file as a dataset create may empty.
@@ -336,6 +338,11 @@ struct Inner {
     /// Objects whose length is shorter than in the file (truncated, or
     /// removed and written again), with that length.
     cut: HashMap<String, u64>,
+    /// Objects defined since the last batch, with their bytes, not yet put
+    /// into `data`: see `Inner::put_staged`.
+    staged: HashMap<String, (Object, Vec<u8>)>,
+    /// Bytes held in `staged`.
+    staged_bytes: usize,
 }
 
 impl Drop for Inner {
@@ -358,6 +365,9 @@ impl Inner {
 
     /// The live object at `key` and its length.
     fn find_object(&self, key: &Key) -> Result<(Object, u64)> {
+        if let Some((obj, data)) = self.staged.get(key.as_str()) {
+            return Ok((*obj, data.len() as u64));
+        }
         if self.is_gone(key.as_str()) {
             return Err(Error::Empty);
         }
@@ -392,6 +402,9 @@ impl Inner {
     /// The object at `key`, created (with its groups) when missing, and its
     /// length. Prefix conflicts are `Invalid`, found before anything changes.
     fn ensure_object(&mut self, key: &Key) -> Result<(Object, u64)> {
+        if let Some((obj, data)) = self.staged.get(key.as_str()) {
+            return Ok((*obj, data.len() as u64));
+        }
         let names = key
             .segments()
             .map(names::group_name)
@@ -419,10 +432,12 @@ impl Inner {
             for name in &above[i..] {
                 group = def_group(group, name)?;
             }
-            return Ok((def_object(def_group(group, last)?)?, 0));
+            let obj = def_object(def_group(group, last)?)?;
+            return Ok(self.stage(key, obj));
         }
         let Some(g) = child_group(group, last)? else {
-            return Ok((def_object(def_group(group, last)?)?, 0));
+            let obj = def_object(def_group(group, last)?)?;
+            return Ok(self.stage(key, obj));
         };
         let k = key.as_str();
         let gone = self.is_gone(k);
@@ -441,7 +456,7 @@ impl Inner {
         }
         let obj = match object_in(g)? {
             Some(obj) => obj,
-            None => def_object(g)?,
+            None => return Ok(self.stage(key, def_object(g)?)),
         };
         if gone {
             // Removed, now new again: empty, whatever the file still holds.
@@ -460,6 +475,28 @@ impl Inner {
         } else {
             self.cut.insert(key.to_string(), len);
         }
+    }
+
+    /// A new object's bytes wait in memory: netCDF leaves define mode at the
+    /// first data access after a definition, and that writes the metadata of
+    /// every group in the file and flushes HDF5 (`nc4_enddef_netcdf4_file`):
+    /// done per new object, creating N objects would cost O(N^2). Staged
+    /// objects are put in one batch (one such pass) by `put_staged`.
+    fn stage(&mut self, key: &Key, obj: Object) -> (Object, u64) {
+        self.staged
+            .insert(key.as_str().to_string(), (obj, Vec::new()));
+        (obj, 0)
+    }
+
+    /// Puts every staged object's bytes into the file.
+    fn put_staged(&mut self) -> Result<()> {
+        for (_, (obj, data)) in self.staged.drain() {
+            if !data.is_empty() {
+                put(obj, 0, &data)?;
+            }
+        }
+        self.staged_bytes = 0;
+        Ok(())
     }
 
     fn pending(&self) -> bool {
@@ -561,6 +598,8 @@ impl Nc4Store {
                 file,
                 gone: HashSet::new(),
                 cut: HashMap::new(),
+                staged: HashMap::new(),
+                staged_bytes: 0,
             }),
         }
     }
@@ -648,6 +687,7 @@ impl Nc4Store {
     /// out, truncated ones cut, empty groups gone), when something is
     /// pending. The new file is durable before it takes the old one's name.
     fn rewrite(&self, inner: &mut Inner) -> Result<()> {
+        inner.put_staged()?;
         if !inner.pending() {
             return Ok(());
         }
@@ -740,9 +780,16 @@ impl Store for Nc4Store {
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
         let (inner, _nc) = self.lock()?;
         let (obj, len) = inner.find_object(key)?;
-        match start.checked_add(buf.len() as u64) {
-            Some(end) if end <= len => get(obj, start, buf),
-            _ => Err(Error::Edge),
+        let end = match start.checked_add(buf.len() as u64) {
+            Some(end) if end <= len => end,
+            _ => return Err(Error::Edge),
+        };
+        match inner.staged.get(key.as_str()) {
+            Some((_, data)) => {
+                buf.copy_from_slice(&data[start as usize..end as usize]);
+                Ok(())
+            }
+            None => get(obj, start, buf),
         }
     }
 
@@ -753,6 +800,23 @@ impl Store for Nc4Store {
         };
         let (mut inner, _nc) = self.lock()?;
         let (obj, len) = inner.ensure_object(key)?;
+        if end > STAGE_LIMIT as u64 && inner.staged.contains_key(key.as_str()) {
+            // Too large to hold: everything staged goes to the file first.
+            inner.put_staged()?;
+        }
+        if let Some((_, staged)) = inner.staged.get_mut(key.as_str()) {
+            let (start, end) = (start as usize, end as usize);
+            let grown = end.saturating_sub(staged.len());
+            if staged.len() < end {
+                staged.resize(end, 0);
+            }
+            staged[start..end].copy_from_slice(data);
+            inner.staged_bytes += grown;
+            if inner.staged_bytes > STAGE_LIMIT {
+                inner.put_staged()?;
+            }
+            return Ok(());
+        }
         // Past the logical end the file may hold stale bytes: zeros first.
         if start > len {
             put_zeros(obj, len, start)?;
@@ -787,6 +851,9 @@ impl Store for Nc4Store {
     fn remove(&self, key: &Key) -> Result<()> {
         let (mut inner, _nc) = self.lock()?;
         inner.find_object(key)?;
+        if let Some((_, data)) = inner.staged.remove(key.as_str()) {
+            inner.staged_bytes -= data.len();
+        }
         inner.cut.remove(key.as_str());
         inner.gone.insert(key.as_str().to_string());
         Ok(())
@@ -798,6 +865,17 @@ impl Store for Nc4Store {
         }
         let (mut inner, _nc) = self.lock()?;
         let (obj, now) = inner.find_object(key)?;
+        if len > STAGE_LIMIT as u64 && inner.staged.contains_key(key.as_str()) {
+            inner.put_staged()?;
+        }
+        if let Some((_, data)) = inner.staged.get_mut(key.as_str()) {
+            data.resize(len as usize, 0);
+            inner.staged_bytes = inner.staged_bytes + len as usize - now as usize;
+            if inner.staged_bytes > STAGE_LIMIT {
+                inner.put_staged()?;
+            }
+            return Ok(());
+        }
         if len > now {
             put_zeros(obj, now, len)?;
         }
