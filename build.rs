@@ -170,6 +170,10 @@ fn main() {
     let soname_version = if major == "0" { "2".to_string() } else { major };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libzmap.so.{soname_version}");
 
+    if env::var_os("CARGO_FEATURE_NC4").is_some() {
+        link_netcdf();
+    }
+
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     let names = exported_names(&crate_dir.join("src/ffi"));
@@ -199,5 +203,18 @@ fn main() {
     fs::write(out_dir.join("zmap.h"), &header).expect("write zmap.h");
     if env::var_os("ZMAP_UPDATE_HEADER").is_some() {
         fs::write(crate_dir.join("include/zmap.h"), &header).expect("write include/zmap.h");
+    }
+}
+
+/// The NCZM_NC4 backend calls the system libnetcdf: pkg-config's `netcdf`
+/// when it is there, else plain `-lnetcdf` from the linker's default paths.
+fn link_netcdf() {
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    if pkg_config::Config::new()
+        .atleast_version("4.4")
+        .probe("netcdf")
+        .is_err()
+    {
+        println!("cargo:rustc-link-lib=netcdf");
     }
 }

@@ -84,6 +84,7 @@ static Driver drivers[] = {
     {.id = "file", .label = "zmap FILE", .kind = K_ZMAP, .impl = NCZM_FILE, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "gnz", .label = "zmap GNZ", .kind = K_ZMAP, .impl = NCZM_GNZ, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "s3", .label = "zmap S3", .kind = K_ZMAP, .impl = NCZM_S3, .small = 1, .big = 1, .ops = &zmap_ops},
+    {.id = "nc4", .label = "zmap NC4", .kind = K_ZMAP, .impl = NCZM_NC4, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "netcdf", .label = "netCDF-C file", .kind = K_NETCDF, .small = 1, .big = 1, .ops = &netcdf_ops},
     {.id = "zarr2-dir", .label = "zarr 2 DirectoryStore", .kind = K_ZARR, .store = "zarr2-dir", .small = 1, .big = 1},
     {.id = "zarr2-zip", .label = "zarr 2 ZipStore", .kind = K_ZARR, .store = "zarr2-zip", .small = 1, .big = 1},
@@ -243,6 +244,8 @@ static void location(const Driver *d, int run, size_t n, char *loc, size_t len) 
         w = snprintf(loc, len, "%s/zmap-bench-%ld-%zu-%d", s3_url, (long)getpid(), n, run);
     else if (d->kind == K_ZMAP && d->impl == NCZM_GNZ)
         w = snprintf(loc, len, "%s/%s-%zu-%d.gnz", work_dir, d->id, n, run);
+    else if (d->kind == K_ZMAP && d->impl == NCZM_NC4)
+        w = snprintf(loc, len, "%s/%s-%zu-%d.nc", work_dir, d->id, n, run);
     else
         w = snprintf(loc, len, "%s/%s-%zu-%d", work_dir, d->id, n, run);
     if (w < 0 || (size_t)w >= len) {
@@ -751,6 +754,10 @@ static double ref_file(int c, int r, const Params *p) {
     return ref_driver("file", c, r, p);
 }
 
+static double ref_gnz(int c, int r, const Params *p) {
+    return ref_driver("gnz", c, r, p);
+}
+
 /* zarr's memory stores: the faster of 2.x and 3.x, run by run. */
 static double ref_zarr_mem(int c, int r, const Params *p) {
     double a = ref_driver("zarr2-mem", c, r, p), b = ref_driver("zarr3-mem", c, r, p);
@@ -1041,6 +1048,8 @@ static void run_main(const char *fs) {
         print_ratios("### Ratio to zarr's MemoryStore (the faster of 2.x and 3.x, run by run)", ref_zarr_mem, NULL, &P);
     if (usable(driver("file")) && usable(driver("gnz")))
         print_ratios("### Ratio to the FILE (directory) backend", ref_file, "file", &P);
+    if (usable(driver("nc4")) && usable(driver("gnz")))
+        print_ratios("### Ratio to the GNZ backend", ref_gnz, "gnz", &P);
     printf("\n### Durability, open, delete, size\n\n");
     print_durability(&P);
     int any_target = 0;
@@ -1165,7 +1174,7 @@ static void usage(FILE *to) {
             "  --n N --size S --groups G      small objects (10000, 1024, 100)\n"
             "  --big-count B --big-size BS --piece P   big objects (64, 16M, 1M)\n"
             "  --runs R             runs per backend, interleaved (5, at most %d)\n"
-            "  --backends LIST      comma-separated: floor,memcpy,mem,file,gnz,s3,netcdf,zarr2-dir,\n"
+            "  --backends LIST      comma-separated: floor,memcpy,mem,file,gnz,s3,nc4,netcdf,zarr2-dir,\n"
             "                       zarr2-zip,zarr2-mem,zarr3-local,zarr3-zip,zarr3-mem (or zarr, zarr2, zarr3)\n"
             "  --zarr2-python PY --zarr3-python PY   interpreters with zarr 2.x / 3.x\n"
             "                       (default: the repository's .venv-zarr2 / .venv-zarr3)\n"

@@ -192,7 +192,8 @@ typedef enum NCZM_IMPL {
    */
   NCZM_S3 = 1,
   /**
-   * A netCDF-4 file (not built: `NC_ENOTBUILT`).
+   * One netCDF-4 file in netCDF-C 2020's layout (a group per key segment);
+   * `NC_ENOTBUILT` unless libzmap was built with libnetcdf.
    */
   NCZM_NC4 = 2,
   /**

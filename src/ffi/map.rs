@@ -38,7 +38,8 @@ pub enum NCZM_IMPL {
     NCZM_UNDEF = 0,
     /// An S3-compatible object store.
     NCZM_S3 = 1,
-    /// A netCDF-4 file (not built: `NC_ENOTBUILT`).
+    /// One netCDF-4 file in netCDF-C 2020's layout (a group per key segment);
+    /// `NC_ENOTBUILT` unless libzmap was built with libnetcdf.
     NCZM_NC4 = 2,
     /// A directory tree: one directory per intermediate key, one regular
     /// file per object. Anything else at a key (a FIFO, socket, device or

@@ -835,3 +835,5 @@ backend_suite!(file_fallback, Impl::File, fresh_path_fallback);
 backend_suite!(gnz, Impl::Gnz, fresh_path);
 #[cfg(feature = "s3")]
 backend_suite!(s3, Impl::S3, crate::store::s3::conformance_fixture);
+#[cfg(feature = "nc4")]
+backend_suite!(nc4, Impl::Nc4, fresh_path);

@@ -6,12 +6,13 @@
 //! zero-length I/O, overflow, search formatting) live one level up, in
 //! `crate::map`.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::Key;
 
 pub mod file;
 pub mod gnz;
 pub mod memory;
+pub mod nc4;
 pub mod s3;
 pub mod tree;
 
@@ -162,7 +163,7 @@ pub fn open(imp: Impl, location: &str, options: OpenOptions) -> Result<Box<dyn S
         Impl::File => Ok(Box::new(file::FileStore::open(location, options)?)),
         Impl::Gnz => gnz::open(location, options),
         Impl::S3 => s3::open(location, options),
-        Impl::Nc4 => Err(Error::NotBuilt),
+        Impl::Nc4 => nc4::open(location, options),
     }
 }
 

@@ -17,6 +17,7 @@ pub enum BackendArg {
     Gnz,
     S3,
     Mem,
+    Nc4,
 }
 
 impl BackendArg {
@@ -26,6 +27,7 @@ impl BackendArg {
             BackendArg::Gnz => Impl::Gnz,
             BackendArg::S3 => Impl::S3,
             BackendArg::Mem => Impl::Memory,
+            BackendArg::Nc4 => Impl::Nc4,
         }
     }
 }
@@ -96,7 +98,7 @@ impl Target {
     /// The local file or directory behind a FILE or GNZ dataset.
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
         match self.imp {
-            Impl::File | Impl::Gnz => location::file_path(&self.location).ok(),
+            Impl::File | Impl::Gnz | Impl::Nc4 => location::file_path(&self.location).ok(),
             _ => None,
         }
     }
@@ -130,12 +132,14 @@ fn guess(url: &str) -> Impl {
             }
             match location::file_path(url) {
                 Ok(path) if is_gnz_name(&path.to_string_lossy()) => Impl::Gnz,
+                Ok(path) if is_nc4_name(&path.to_string_lossy()) => Impl::Nc4,
                 _ => Impl::File,
             }
         }
         // A plain path keeps every byte ('#' included); other schemes are
         // handed to FILE, which rejects them with NC_EURL.
         _ if is_gnz_name(url) => Impl::Gnz,
+        _ if is_nc4_name(url) => Impl::Nc4,
         _ => Impl::File,
     }
 }
@@ -143,6 +147,12 @@ fn guess(url: &str) -> Impl {
 fn is_gnz_name(path: &str) -> bool {
     let path = path.strip_suffix('/').unwrap_or(path);
     path.len() > 4 && path.to_ascii_lowercase().ends_with(".gnz")
+}
+
+/// A netCDF-4 file: `.nc`, or `.nz4` (netCDF 2020's name for the backend).
+fn is_nc4_name(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    (lower.len() > 3 && lower.ends_with(".nc")) || (lower.len() > 4 && lower.ends_with(".nz4"))
 }
 
 /// A backend named in a `#mode=a,b,c` fragment, as netCDF's URLs carry it
@@ -155,6 +165,7 @@ fn fragment_mode(url: &str) -> Option<Impl> {
     mode.split(',').find_map(|word| match word {
         "file" | "nzf" => Some(Impl::File),
         "gnz" => Some(Impl::Gnz),
+        "nc4" | "nz4" => Some(Impl::Nc4),
         "s3" => Some(Impl::S3),
         "mem" => Some(Impl::Memory),
         _ => None,
@@ -247,7 +258,7 @@ pub fn parse_object_key(target: &Target, raw: &str) -> Result<Key, Failure> {
 pub fn is_built(imp: Impl) -> bool {
     let probe = match imp {
         Impl::Memory => return true,
-        Impl::Nc4 => return false,
+        Impl::Nc4 => "/nonexistent/zmap-backend-probe/dataset.nc",
         Impl::File => "/nonexistent/zmap-backend-probe/dataset",
         Impl::Gnz => "/nonexistent/zmap-backend-probe/dataset.gnz",
         // Malformed on purpose: a built S3 backend rejects it before any
@@ -264,6 +275,7 @@ pub fn print_backends() -> Result<(), Failure> {
         ("gnz", Impl::Gnz),
         ("s3", Impl::S3),
         ("mem", Impl::Memory),
+        ("nc4", Impl::Nc4),
     ] {
         let state = if is_built(imp) { "built" } else { "not-built" };
         writeln!(out, "{name} {state}").map_err(Failure::stdout)?;
@@ -294,6 +306,12 @@ mod tests {
             ("dir", Impl::File),
             (".gnz", Impl::File),
             ("/data/x.gnzz", Impl::File),
+            ("/data/x.nc", Impl::Nc4),
+            ("rel/x.NZ4", Impl::Nc4),
+            ("file:///data/x.nz4", Impl::Nc4),
+            ("file:///data/x#mode=nczarr,nz4", Impl::Nc4),
+            (".nc", Impl::File),
+            ("/data/x.ncx", Impl::File),
         ] {
             assert_eq!(guess(url), imp, "{url}");
         }
