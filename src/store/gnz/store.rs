@@ -109,7 +109,7 @@ fn grow_target(old: u64, new: u64) -> u64 {
 // ---- the index ---------------------------------------------------------------
 
 /// The key of an array name (gnz-format.md Part 2), if it has one.
-fn key_of(name: &str) -> Option<Key> {
+fn key_of(name: &str) -> Option<Key<'_>> {
     let key = Key::parse(name.as_bytes()).ok()?;
     let canonical = if name.starts_with('/') {
         key.as_str() == name
