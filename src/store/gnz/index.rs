@@ -110,6 +110,24 @@ impl Index {
         slot
     }
 
+    /// Adds a new object at `key` (not present) if the leaf rules allow it
+    /// (`check_leaf`, in one lookup of the parent when it is already an
+    /// intermediate key); its slot. Nothing changes on an error.
+    pub fn insert_new(&mut self, key: &str, object: Object) -> Result<u32> {
+        let slot = match self.free.last() {
+            Some(&slot) => slot,
+            None => u32::try_from(self.slots.len())
+                .map_err(|_| crate::error::Error::Invalid("too many objects"))?,
+        };
+        self.tree.insert_new(key, slot)?;
+        if self.free.pop().is_some() {
+            self.slots[slot as usize] = Some(object);
+        } else {
+            self.slots.push(Some(object));
+        }
+        Ok(slot)
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<Object> {
         let slot = self.tree.remove(key)?;
         self.free.push(slot);

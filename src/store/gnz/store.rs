@@ -669,6 +669,9 @@ impl Writer {
         }
         let arrays = self.objects.by_name();
         self.buf.clear();
+        // About what an object's entry takes: no reallocations while the
+        // header is written.
+        self.buf.reserve(arrays.len().saturating_mul(96));
         self.buf.extend_from_slice(&[0; PREFIX_LEN as usize]);
         format::write_header(
             &mut self.buf,
@@ -936,8 +939,7 @@ impl Writer {
             let len = self.objects.at(slot).map_or(0, |o| o.len);
             return self.update(slot, start, data, len.max(end));
         }
-        self.objects.check_leaf(key.as_str())?;
-        let slot = self.objects.insert(key.as_str(), Object::empty());
+        let slot = self.objects.insert_new(key.as_str(), Object::empty())?;
         self.dirty = true;
         let result = self.update(slot, start, data, end);
         if result.is_err() {
