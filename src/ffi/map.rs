@@ -214,7 +214,11 @@ pub(crate) fn with_map(map: *mut NCZMAP, op: impl FnOnce(&Map) -> Result<()>) ->
 }
 
 /// Parses a key argument: NULL and `""` are `NC_EINVAL`; `/` is the root.
-pub(crate) unsafe fn object_key(key: *const c_char) -> Result<Key> {
+/// The key borrows the caller's string: it lives for the call only.
+///
+/// # Safety
+/// As for `c_bytes`: `key` outlives `'a`.
+pub(crate) unsafe fn object_key<'a>(key: *const c_char) -> Result<Key<'a>> {
     let bytes = required_bytes(key, "NULL key")?;
     if bytes.is_empty() {
         return Err(Error::Invalid("empty key"));

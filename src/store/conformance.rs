@@ -142,7 +142,7 @@ macro_rules! backend_suite {
 
 // ---- helpers ---------------------------------------------------------------
 
-fn key(k: &str) -> Key {
+fn key(k: &str) -> Key<'_> {
     Key::parse(k.as_bytes()).expect("valid key")
 }
 

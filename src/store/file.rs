@@ -761,7 +761,7 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn key(k: &str) -> Key {
+    fn key(k: &str) -> Key<'_> {
         Key::parse(k.as_bytes()).unwrap()
     }
 

@@ -113,9 +113,7 @@ impl Store for MemoryStore {
         if objects.contains(key.as_str()) {
             return Ok(());
         }
-        objects.check_leaf(key.as_str())?;
-        objects.insert(key.as_str(), Vec::new());
-        Ok(())
+        objects.insert_new(key.as_str(), Vec::new())
     }
 
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
@@ -134,12 +132,10 @@ impl Store for MemoryStore {
         if let Some(object) = objects.get_mut(key.as_str()) {
             return put(object, start, data);
         }
-        objects.check_leaf(key.as_str())?;
         // Allocated before it is linked: a failed write leaves no object.
         let mut object = Vec::new();
         put(&mut object, start, data)?;
-        objects.insert(key.as_str(), object);
-        Ok(())
+        objects.insert_new(key.as_str(), object)
     }
 
     fn children(&self, prefix: &Key) -> Result<Vec<String>> {

@@ -174,7 +174,7 @@ fn fragment_mode(url: &str) -> Option<Impl> {
 
 /// One key met by [`walk`]: an object with its length, or an intermediate key.
 pub struct Entry {
-    pub key: Key,
+    pub key: Key<'static>,
     pub len: Option<u64>,
 }
 
@@ -187,7 +187,7 @@ pub fn walk(
     visit: &mut dyn FnMut(&Entry) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let entry = Entry {
-        key: start.clone(),
+        key: start.clone().into_owned(),
         len: object_len(map, target, start)?,
     };
     visit(&entry)?;
@@ -232,7 +232,11 @@ pub fn object_len(map: &Map, target: &Target, key: &Key) -> Result<Option<u64>, 
 }
 
 /// Every object below `start` (or `start` itself), with its length.
-pub fn objects(map: &Map, target: &Target, start: &Key) -> Result<Vec<(Key, u64)>, Failure> {
+pub fn objects(
+    map: &Map,
+    target: &Target,
+    start: &Key,
+) -> Result<Vec<(Key<'static>, u64)>, Failure> {
     let mut found = Vec::new();
     walk(map, target, start, &mut |entry| {
         if let Some(len) = entry.len {
@@ -244,13 +248,17 @@ pub fn objects(map: &Map, target: &Target, start: &Key) -> Result<Vec<(Key, u64)
 }
 
 /// Parses a key argument; a rejected key is an NC error (`NC_EINVAL`).
-pub fn parse_key(target: &Target, raw: &str) -> Result<Key, Failure> {
-    Key::parse(raw.as_bytes()).at(format!("{target} {raw}"))
+pub fn parse_key(target: &Target, raw: &str) -> Result<Key<'static>, Failure> {
+    Key::parse(raw.as_bytes())
+        .map(Key::into_owned)
+        .at(format!("{target} {raw}"))
 }
 
 /// Like [`parse_key`], for arguments that must name an object.
-pub fn parse_object_key(target: &Target, raw: &str) -> Result<Key, Failure> {
-    Key::parse_object(raw.as_bytes()).at(format!("{target} {raw}"))
+pub fn parse_object_key(target: &Target, raw: &str) -> Result<Key<'static>, Failure> {
+    Key::parse_object(raw.as_bytes())
+        .map(Key::into_owned)
+        .at(format!("{target} {raw}"))
 }
 
 /// Whether a backend is compiled in: opening a dataset that cannot exist

@@ -114,7 +114,7 @@ fn grow_target(old: u64, new: u64) -> u64 {
 // ---- the index ---------------------------------------------------------------
 
 /// The key of an array name (gnz-format.md Part 2), if it has one.
-fn key_of(name: &str) -> Option<Key> {
+fn key_of(name: &str) -> Option<Key<'_>> {
     let key = Key::parse(name.as_bytes()).ok()?;
     let canonical = if name.starts_with('/') {
         key.as_str() == name
@@ -713,6 +713,9 @@ impl Writer {
         }
         let arrays = self.objects.by_name();
         self.buf.clear();
+        // About what an object's entry takes: no reallocations while the
+        // header is written.
+        self.buf.reserve(arrays.len().saturating_mul(96));
         self.buf.extend_from_slice(&[0; PREFIX_LEN as usize]);
         format::write_header(
             &mut self.buf,
@@ -980,8 +983,7 @@ impl Writer {
             let len = self.objects.at(slot).map_or(0, |o| o.len);
             return self.update(slot, start, data, len.max(end));
         }
-        self.objects.check_leaf(key.as_str())?;
-        let slot = self.objects.insert(key.as_str(), Object::empty());
+        let slot = self.objects.insert_new(key.as_str(), Object::empty())?;
         self.dirty = true;
         let result = self.update(slot, start, data, end);
         if result.is_err() {
