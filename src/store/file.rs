@@ -34,6 +34,7 @@
 use std::ffi::{CStr, CString, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, CWD};
@@ -115,6 +116,20 @@ pub struct FileStore {
     created: bool,
     /// Something changed since the last successful sync.
     dirty: AtomicBool,
+    /// The object the last `define` created, still open for writing.
+    defined: Mutex<Option<Defined>>,
+}
+
+/// A new object `define` created (`O_CREAT | O_EXCL | O_NOFOLLOW`: a regular
+/// file this map made, nothing else), kept open for writing: NCZarr defines
+/// a key and writes it next, and that write is then one `fstat` and the
+/// `pwrite`, with no lookup and no second open. Only the last define is kept
+/// (one descriptor); a define of another key, a `remove` of this one, the
+/// write that uses it, and close drop it.
+struct Defined {
+    /// The key, relative to the root.
+    rel: String,
+    fd: OwnedFd,
 }
 
 /// Objects are opened `O_NONBLOCK` so that a FIFO planted at a key cannot
@@ -308,6 +323,7 @@ impl FileStore {
             writable: options.writable,
             created: options.create,
             dirty: AtomicBool::new(options.create),
+            defined: Mutex::new(None),
         };
         if options.create {
             store.claim(options.noclobber)?;
@@ -456,17 +472,18 @@ impl FileStore {
 
     /// Opens the object at `key` with `access` (`None`: only to check it is
     /// an object), creating it (and its intermediate directories) when
-    /// missing; says whether this call created it. One `open` for a new
-    /// object whose parents exist; an existing one goes through
-    /// `open_existing`: a new object must be known as new, so a failed
-    /// first write can take it back.
-    fn open_creating(&self, key: &Key, access: Option<OFlags>) -> Result<(OwnedFd, bool)> {
+    /// missing, then opened with `new_access`; says whether this call
+    /// created it. One `open` for a new object whose parents exist; an
+    /// existing one goes through `open_existing`: a new object must be known
+    /// as new, so a failed first write can take it back.
+    fn open_creating(
+        &self,
+        key: &Key,
+        access: Option<OFlags>,
+        new_access: OFlags,
+    ) -> Result<(OwnedFd, bool)> {
         // NONBLOCK: harmless on the regular file O_EXCL creates.
-        let new = access.unwrap_or(OFlags::RDONLY)
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CREATE
-            | OFlags::EXCL;
+        let new = new_access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CREATE | OFlags::EXCL;
         let mode = Mode::from_raw_mode(FILE_MODE);
         if access.is_some() {
             // Writes mostly meet existing objects (NCZarr defines, then
@@ -538,6 +555,39 @@ impl FileStore {
 
     fn touch(&self) {
         self.dirty.store(true, Ordering::Release);
+    }
+
+    /// The cache of the last define. Its state is valid at every instant,
+    /// so a panic elsewhere while it was held does not make it unusable.
+    fn defined(&self) -> MutexGuard<'_, Option<Defined>> {
+        self.defined.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The descriptor the last `define` of `key` created, taken out of the
+    /// cache, if that file still has a name (`st_nlink > 0`). A file that
+    /// was unlinked, or renamed over, since then (by `remove`, or by another
+    /// process) is dropped: the caller then resolves the key afresh, as if
+    /// nothing had been cached, and never writes into the orphan.
+    fn take_defined(&self, key: &Key) -> Option<OwnedFd> {
+        let fd = {
+            let mut defined = self.defined();
+            match defined.as_ref() {
+                Some(d) if d.rel == key.relative() => defined.take()?.fd,
+                _ => return None,
+            }
+        };
+        match rfs::fstat(&fd) {
+            Ok(st) if st.st_nlink > 0 => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// Drops the cached define of `key`, if any.
+    fn forget_defined(&self, key: &Key) {
+        let mut defined = self.defined();
+        if defined.as_ref().is_some_and(|d| d.rel == key.relative()) {
+            *defined = None;
+        }
     }
 
     fn sync(&self) -> Result<()> {
@@ -620,8 +670,16 @@ impl Store for FileStore {
 
     fn define(&self, key: &Key) -> Result<()> {
         // An existing object is only checked: neither opened for reading or
-        // writing, nor truncated or touched.
-        let result = self.open_creating(key, None).map(|_| ());
+        // writing, nor truncated or touched. A new one is created open for
+        // writing and kept for the write of the same key that follows.
+        let result = self
+            .open_creating(key, None, OFlags::WRONLY)
+            .map(|(fd, created)| {
+                if created {
+                    let rel = key.relative().to_owned();
+                    *self.defined() = Some(Defined { rel, fd });
+                }
+            });
         self.touch();
         result
     }
@@ -657,8 +715,15 @@ impl Store for FileStore {
     }
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
+        if let Some(fd) = self.take_defined(key) {
+            // The regular file define created: written like any existing
+            // object (a failure leaves it, as define made it, in place).
+            let result = Self::write_all_at(fd.as_fd(), start, data);
+            self.touch();
+            return result;
+        }
         let result = self
-            .open_creating(key, Some(OFlags::WRONLY))
+            .open_creating(key, Some(OFlags::WRONLY), OFlags::WRONLY)
             .and_then(|(fd, created)| {
                 let written = Self::write_all_at(fd.as_fd(), start, data);
                 if written.is_err() && created {
@@ -704,6 +769,7 @@ impl Store for FileStore {
     }
 
     fn remove(&self, key: &Key) -> Result<()> {
+        self.forget_defined(key);
         let (parent, name) = split_rel(key.relative());
         let result = self.with_dir(parent, |dir| {
             match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -739,6 +805,7 @@ impl Store for FileStore {
     }
 
     fn close(self: Box<Self>, delete: bool) -> Result<()> {
+        *self.defined() = None;
         if delete {
             self.delete()
         } else if self.writable {
