@@ -21,6 +21,12 @@
 //! intermediate links: through a link leading out of the dataset it may
 //! report a size, but no byte is ever read or written there.
 //!
+//! `define` of a new key creates its file `O_CREAT | O_EXCL | O_NOFOLLOW`
+//! (a regular file this map made, nothing else) open for writing and keeps
+//! that one descriptor for the write of the same key that follows (NCZarr's
+//! create): that write checks with one `fstat` that the file still has a
+//! name and writes, without resolving the key again (`Defined`).
+//!
 //! `close(delete)` removes the directory held open, found by its fd, and
 //! only a dataset (a marker at its top, or created by this map): never
 //! whatever has its name now, never a plain directory.
