@@ -15,6 +15,7 @@ use crate::failure::{At, Failure};
 pub enum BackendArg {
     File,
     Gnz,
+    Zip,
     S3,
     Mem,
 }
@@ -24,6 +25,7 @@ impl BackendArg {
         match self {
             BackendArg::File => Impl::File,
             BackendArg::Gnz => Impl::Gnz,
+            BackendArg::Zip => Impl::Zip,
             BackendArg::S3 => Impl::S3,
             BackendArg::Mem => Impl::Memory,
         }
@@ -89,10 +91,10 @@ impl Target {
         Map::create(self.imp, &self.location, mode, 0).map_err(|e| self.dataset_error(e))
     }
 
-    /// The local file or directory behind a FILE or GNZ dataset.
+    /// The local file or directory behind a FILE, GNZ or ZIP dataset.
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
         match self.imp {
-            Impl::File | Impl::Gnz => location::file_path(&self.location).ok(),
+            Impl::File | Impl::Gnz | Impl::Zip => location::file_path(&self.location).ok(),
             _ => None,
         }
     }
@@ -117,19 +119,33 @@ fn guess(url: &str) -> Impl {
             }
             match location::file_path(url) {
                 Ok(path) if is_gnz_name(&path.to_string_lossy()) => Impl::Gnz,
+                Ok(path) if is_zip_name(&path.to_string_lossy()) => Impl::Zip,
                 _ => Impl::File,
             }
         }
         // A plain path keeps every byte ('#' included); other schemes are
         // handed to FILE, which rejects them with NC_EURL.
         _ if is_gnz_name(url) => Impl::Gnz,
+        _ if is_zip_name(url) => Impl::Zip,
         _ => Impl::File,
     }
 }
 
-fn is_gnz_name(path: &str) -> bool {
+/// True if `path` ends with `.ext` (any case) after a non-empty name.
+fn has_extension(path: &str, ext: &str) -> bool {
     let path = path.strip_suffix('/').unwrap_or(path);
-    path.len() > 4 && path.to_ascii_lowercase().ends_with(".gnz")
+    path.len() > ext.len() + 1
+        && path.is_char_boundary(path.len() - ext.len() - 1)
+        && path[path.len() - ext.len() - 1..].eq_ignore_ascii_case(&format!(".{ext}"))
+}
+
+fn is_gnz_name(path: &str) -> bool {
+    has_extension(path, "gnz")
+}
+
+/// ZIP archives: `.zip` (netCDF, zarr's ZipStore) and `.ozx` (OME-Zarr).
+fn is_zip_name(path: &str) -> bool {
+    has_extension(path, "zip") || has_extension(path, "ozx")
 }
 
 /// A backend named in a `#mode=a,b,c` fragment, as netCDF's URLs carry it
@@ -142,6 +158,7 @@ fn fragment_mode(url: &str) -> Option<Impl> {
     mode.split(',').find_map(|word| match word {
         "file" | "nzf" => Some(Impl::File),
         "gnz" => Some(Impl::Gnz),
+        "zip" => Some(Impl::Zip),
         "s3" => Some(Impl::S3),
         "mem" => Some(Impl::Memory),
         _ => None,
@@ -237,6 +254,7 @@ pub fn is_built(imp: Impl) -> bool {
         Impl::Nc4 => return false,
         Impl::File => "/nonexistent/zmap-backend-probe/dataset",
         Impl::Gnz => "/nonexistent/zmap-backend-probe/dataset.gnz",
+        Impl::Zip => "/nonexistent/zmap-backend-probe/dataset.zip",
         // Malformed on purpose: a built S3 backend rejects it before any
         // network traffic.
         Impl::S3 => "s3://",
@@ -249,6 +267,7 @@ pub fn print_backends() -> Result<(), Failure> {
     for (name, imp) in [
         ("file", Impl::File),
         ("gnz", Impl::Gnz),
+        ("zip", Impl::Zip),
         ("s3", Impl::S3),
         ("mem", Impl::Memory),
     ] {
@@ -281,6 +300,13 @@ mod tests {
             ("dir", Impl::File),
             (".gnz", Impl::File),
             ("/data/x.gnzz", Impl::File),
+            ("/data/x.zip", Impl::Zip),
+            ("rel/x.OZX", Impl::Zip),
+            ("file:///data/x.zip", Impl::Zip),
+            ("file:///data/x.zip#mode=nczarr,zip", Impl::Zip),
+            ("file:///data/x#mode=nczarr,zip", Impl::Zip),
+            (".zip", Impl::File),
+            ("/data/x.zipx", Impl::File),
         ] {
             assert_eq!(guess(url), imp, "{url}");
         }

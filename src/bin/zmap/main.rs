@@ -2,9 +2,10 @@
 //!
 //! Every dataset argument is a path or URL that names its backend:
 //! `mem://NAME` → in-memory, `s3://bucket/root` and `http(s)://host[:port]/bucket/root`
-//! → S3, a path (or `file:` URL) ending in `.gnz` → GNZ, anything else (a
-//! directory, `file://…`) → FILE. A `file:` URL's `#mode=…` fragment may name
-//! the backend (`#mode=nczarr,file`, `#mode=gnz`), and `--backend` overrides
+//! → S3, a path (or `file:` URL) ending in `.gnz` → GNZ, in `.zip` or `.ozx`
+//! → ZIP, anything else (a directory, `file://…`) → FILE. A `file:` URL's
+//! `#mode=…` fragment may name the backend (`#mode=nczarr,file`, `#mode=gnz`,
+//! `#mode=nczarr,zip`), and `--backend` overrides
 //! everything.
 //!
 //! Exit status: 0 success, 1 bad usage, 2 an NC error (its `strerror`
@@ -30,8 +31,8 @@ use failure::Failure;
 #[command(
     name = "zmap",
     version,
-    about = "Inspect, edit and copy zmap datasets (FILE directories, GNZ files, S3, memory)",
-    after_help = "Datasets: DIR or file://DIR → FILE; PATH.gnz → GNZ; s3://BUCKET/ROOT or \
+    about = "Inspect, edit and copy zmap datasets (FILE directories, GNZ files, ZIP archives, S3, memory)",
+    after_help = "Datasets: DIR or file://DIR → FILE; PATH.gnz → GNZ; PATH.zip or PATH.ozx → ZIP; s3://BUCKET/ROOT or \
                   http(s)://HOST:PORT/BUCKET/ROOT → S3; mem://NAME → memory.\n\
                   Exit status: 0 ok, 1 usage error, 2 NC error (message, code and key on stderr)."
 )]
