@@ -269,20 +269,20 @@ impl Place {
                     dirty: true,
                 }
             } else {
-                let archive = match Archive::load(file, &self.fresh) {
-                    Ok(archive) => archive,
+                let loaded = match Archive::load(file, &self.fresh).and_then(Self::state_of) {
+                    Ok(loaded) => loaded,
                     // Not a ZIP archive, or one that is not a dataset: not ours.
                     Err(Error::Format(_)) => return Err(Error::Exists),
                     Err(e) => return Err(e),
                 };
                 if noclobber {
-                    return Self::state_of(archive);
+                    return Ok(loaded);
                 }
-                if !archive.entries.is_empty() && !archive.is_marked() {
+                if !loaded.archive.entries.is_empty() && !loaded.archive.is_marked() {
                     return Err(Error::Exists);
                 }
                 State {
-                    archive,
+                    archive: loaded.archive,
                     layout: self.fresh.clone(),
                     objects: Tree::default(),
                     dirty: true,
