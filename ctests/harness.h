@@ -64,6 +64,7 @@ static inline NCZM_IMPL zt_backend(const char *name) {
     if (strcmp(name, "mem") == 0) return NCZM_MEM;
     if (strcmp(name, "file") == 0) return NCZM_FILE;
     if (strcmp(name, "gnz") == 0) return NCZM_GNZ;
+    if (strcmp(name, "zip") == 0) return NCZM_ZIP;
     if (strcmp(name, "s3") == 0) {
         if (getenv("ZMAP_TEST_S3_URL") == NULL) {
             printf("skipped: ZMAP_TEST_S3_URL is not set\n");
@@ -92,7 +93,8 @@ static inline const char *zt_tmpdir(void) {
 }
 
 /* Writes into `out` a location for a dataset called `name` in `backend`:
- * a directory (file), a .gnz file (gnz), a process-unique name (mem) or a
+ * a directory (file), a .gnz file (gnz), a .zip archive (zip), a
+ * process-unique name (mem) or a
  * prefix under $ZMAP_TEST_S3_URL (s3). */
 static inline void zt_dataset(const char *backend, const char *name, char *out,
                        size_t outlen) {
@@ -102,6 +104,8 @@ static inline void zt_dataset(const char *backend, const char *name, char *out,
         snprintf(out, outlen, "%s/%s.nzf", zt_tmpdir(), name);
     else if (strcmp(backend, "gnz") == 0)
         snprintf(out, outlen, "%s/%s.gnz", zt_tmpdir(), name);
+    else if (strcmp(backend, "zip") == 0)
+        snprintf(out, outlen, "%s/%s.zip", zt_tmpdir(), name);
     else
         snprintf(out, outlen, "%s/%s-%ld", getenv("ZMAP_TEST_S3_URL"), name,
                  (long)getpid());
