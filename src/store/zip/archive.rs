@@ -159,26 +159,22 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 /// The layout of a non-empty archive from its entry names, in directory
-/// order. netCDF's layout when entry 0 lies in a top-level directory S,
-/// every entry lies in S, and either entry 0 is the directory entry `S/`
-/// itself (netCDF and `zip -r` write it first) or S holds a dataset marker
-/// (`.zgroup`, `zarr.json`, ...) directly. Otherwise keys are at the root.
+/// order: netCDF's when entry 0 is a directory entry `S/` at the top and
+/// every entry lies in S (netCDF writes `S/` first, so does `zip -r S`);
+/// keys at the root otherwise. libzmap writes no directory entry in root
+/// layout, so its root-layout archives are never taken for netCDF's, even
+/// while every object lies below one top-level name.
 pub fn detect_layout(names: &[&str]) -> Layout {
     let Some(first) = names.first() else {
         return Layout::Root;
     };
-    let Some((top, _)) = first.split_once('/') else {
+    let Some(top) = first.strip_suffix('/') else {
         return Layout::Root;
     };
-    let prefix = format!("{top}/");
-    if top.is_empty() || !names.iter().all(|n| n.starts_with(&prefix)) {
+    if top.is_empty() || top.contains('/') {
         return Layout::Root;
     }
-    let marked = names.iter().any(|n| {
-        n.strip_prefix(&prefix)
-            .is_some_and(|rest| !rest.contains('/') && is_dataset_marker(rest))
-    });
-    if *first == prefix || marked {
+    if names.iter().all(|n| n.starts_with(first)) {
         Layout::Dir(top.to_string())
     } else {
         Layout::Root
@@ -199,14 +195,15 @@ impl Archive {
     }
 
     /// Reads the directory of `file` and checks it is a dataset. `fresh` is
-    /// the layout for an archive without entries.
-    pub fn load(file: File, fresh: &Layout) -> Result<Archive> {
+    /// the layout for an archive without entries; `known` the layout of an
+    /// archive this process has just written (no detection then).
+    pub fn load(file: File, fresh: &Layout, known: bool) -> Result<Archive> {
         let file_len = file.metadata()?.len();
         let directory = read_directory(&file, file_len)?;
         let comment = directory.comment().to_string();
         let all: Vec<&rc_zip::parse::Entry> = directory.entries().collect();
         let names: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
-        let layout = if names.is_empty() {
+        let layout = if names.is_empty() || known {
             fresh.clone()
         } else {
             detect_layout(&names)
@@ -462,8 +459,11 @@ mod tests {
             detect_layout(&["data/", "data/.zgroup", "data/v/0"]),
             dir("data")
         );
-        // Packed without directory entries, marked inside.
-        assert_eq!(detect_layout(&["ds/.zgroup", "ds/v/.zarray"]), dir("ds"));
+        // Without the directory entry first: root (keys /ds/...), even
+        // with a marker inside (a root-layout dataset being written).
+        assert_eq!(detect_layout(&["ds/.zgroup", "ds/v/.zarray"]), Layout::Root);
+        assert_eq!(detect_layout(&["ds/v/0", "ds/"]), Layout::Root);
+        assert_eq!(detect_layout(&["a/b/", "a/b/c"]), Layout::Root);
         // zarr's ZipStore: metadata at the root.
         assert_eq!(
             detect_layout(&[".zgroup", "v/.zarray", "v/0"]),

@@ -10,9 +10,9 @@
 //! - `store`: the `Store` — objects staged in memory until flush/close,
 //!   the writer lock, the crash-safe rewrite, deletion by identity.
 //!
-//! Layouts. Reading: netCDF's (every entry below one top-level directory S,
-//! entry 0 being `S/` itself or S holding a dataset marker: key `/a` is
-//! entry `S/a`) or keys at the archive root (zarr, RFC-9). Writing: an
+//! Layouts. Reading: netCDF's (entry 0 is the directory entry `S/` and every
+//! entry lies in S: key `/a` is entry `S/a`) or keys at the archive root
+//! (zarr, RFC-9). Writing: an
 //! existing archive keeps its layout; a new or emptied one gets netCDF's
 //! when the location is a `file:` URL whose fragment says `mode=...,zip`
 //! (what netCDF passes: S is the file name without extension), root

@@ -231,7 +231,7 @@ impl Place {
                     continue; // a writer replaced it meanwhile
                 }
             }
-            return Self::state_of(Archive::load(file, &self.fresh)?);
+            return Self::state_of(Archive::load(file, &self.fresh, false)?);
         }
         Err(Error::Locked)
     }
@@ -244,7 +244,7 @@ impl Place {
             let file = match self.open_file(true) {
                 Ok(file) => file,
                 Err(Errno::NOENT) => match self.write_new(None, Vec::new(), "", &self.fresh) {
-                    Ok(file) => return Self::state_of(Archive::load(file, &self.fresh)?),
+                    Ok(file) => return Self::state_of(Archive::load(file, &self.fresh, true)?),
                     // Someone made the name meanwhile: look again.
                     Err(Error::Exists) => continue,
                     Err(e) => return Err(e),
@@ -269,7 +269,8 @@ impl Place {
                     dirty: true,
                 }
             } else {
-                let loaded = match Archive::load(file, &self.fresh).and_then(Self::state_of) {
+                let loaded = match Archive::load(file, &self.fresh, false).and_then(Self::state_of)
+                {
                     Ok(loaded) => loaded,
                     // Not a ZIP archive, or one that is not a dataset: not ours.
                     Err(Error::Format(_)) => return Err(Error::Exists),
@@ -440,7 +441,7 @@ impl Place {
                 .collect();
             self.write_new(Some(archive), objects, &archive.comment, &state.layout)?
         };
-        let archive = Archive::load(file, &state.layout)?;
+        let archive = Archive::load(file, &state.layout, true)?;
         state.objects = tree_of(&archive)?;
         state.archive = archive;
         state.dirty = false;

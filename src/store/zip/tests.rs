@@ -248,6 +248,23 @@ fn write_rule_netcdf_url_or_root() {
 }
 
 #[test]
+fn root_layout_below_one_group_stays_root() {
+    // A copy in progress: only /g/... written so far, /g/.zgroup included.
+    let (_dir, path) = tmp();
+    let map = Map::create(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    map.write(&key("/g/v/0"), 0, b"1").unwrap();
+    map.flush().unwrap();
+    map.write(&key("/g/.zgroup"), 0, b"{}").unwrap();
+    map.flush().unwrap();
+    assert_eq!(map.search(&Key::root()).unwrap(), ["g"]);
+    map.close(false).unwrap();
+    let map = Map::open(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    assert_eq!(map.search(&Key::root()).unwrap(), ["g"]);
+    assert_eq!(read_all(&map, "/g/.zgroup"), b"{}");
+    map.close(false).unwrap();
+}
+
+#[test]
 fn deflated_entries_are_read() {
     let (_dir, path) = tmp();
     let data: Vec<u8> = (0..100_000u32)
