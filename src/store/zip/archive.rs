@@ -8,6 +8,7 @@
 //! to find where its data starts; a stored entry is then read with one
 //! `pread` at that offset, whatever the archive's size.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -96,6 +97,8 @@ pub struct Archive {
     /// Object entries (directory entries are not objects), keyed by the
     /// entries' position here.
     pub entries: Vec<Entry>,
+    /// Entries whose name a later entry took again (not read).
+    pub superseded: usize,
     pub layout: Layout,
     pub comment: String,
 }
@@ -189,6 +192,7 @@ impl Archive {
             file_len: file.metadata()?.len(),
             file,
             entries: Vec::new(),
+            superseded: 0,
             layout,
             comment: String::new(),
         })
@@ -209,13 +213,14 @@ impl Archive {
             detect_layout(&names)
         };
         let prefix = layout.prefix();
-        let mut seen = std::collections::HashSet::with_capacity(all.len());
-        let mut entries = Vec::with_capacity(all.len());
+        // Entries by name: a name met again is superseded by the later entry
+        // (Python's zipfile, which zarr's ZipStore writes with, appends a
+        // key written twice and reads the last one).
+        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(all.len());
+        let mut entries: Vec<Entry> = Vec::with_capacity(all.len());
+        let mut superseded = 0;
         for e in all {
             check_name(&e.name)?;
-            if !seen.insert(e.name.as_str()) {
-                return Err(not_a_dataset(format!("duplicate entry {:?}", e.name)));
-            }
             if e.flags & FLAG_ENCRYPTED != 0 {
                 return Err(not_a_dataset(format!("encrypted entry {:?}", e.name)));
             }
@@ -260,7 +265,7 @@ impl Archive {
                     e.name
                 )));
             }
-            entries.push(Entry {
+            let entry = Entry {
                 name: e.name.clone(),
                 header_offset: e.header_offset,
                 compressed_size: e.compressed_size,
@@ -268,7 +273,17 @@ impl Archive {
                 method,
                 crc32: e.crc32,
                 data_start: OnceLock::new(),
-            });
+            };
+            match by_name.get(e.name.as_str()) {
+                Some(&earlier) => {
+                    entries[earlier] = entry;
+                    superseded += 1;
+                }
+                None => {
+                    by_name.insert(e.name.as_str(), entries.len());
+                    entries.push(entry);
+                }
+            }
         }
         // Every object must be inside the layout's directory (true by
         // detection) and have a key of its own.
@@ -284,6 +299,7 @@ impl Archive {
             file,
             file_len,
             entries,
+            superseded,
             layout,
             comment,
         })

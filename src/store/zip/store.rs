@@ -598,6 +598,10 @@ impl Store for ZipStore {
             ("archive bytes".into(), state.archive.file_len.to_string()),
             ("entries".into(), state.archive.entries.len().to_string()),
             ("deflated entries".into(), deflated.to_string()),
+            (
+                "superseded entries".into(),
+                state.archive.superseded.to_string(),
+            ),
             ("staged objects".into(), staged.to_string()),
         ]
     }
