@@ -328,7 +328,8 @@ zarr_zip() { # PY TAG
     "$1" "$HERE/zarr_io.py" write "$Z/$2-zarr.zip"
     "$1" "$HERE/zarr_io.py" check "$Z/$2-zarr.zip"
     "$ZMAP" verify "$Z/$2-zarr.zip"
-    diff <(zmap_keys "$Z/$2") <(zmap_keys "$Z/$2-zarr.zip")
+    # ($Z/$2 itself was changed by the numpy step; its copy was not.)
+    diff <(zmap_keys "$Z/$2-copy") <(zmap_keys "$Z/$2-zarr.zip")
     "$ZMAP" cp "$Z/$2-zarr.zip" "$Z/$2-from-zip"
     "$1" "$HERE/zarr_io.py" check "$Z/$2-from-zip"
     # Deflated entries, too.
@@ -338,7 +339,7 @@ zarr_zip() { # PY TAG
     "$ZMAP" cp "$Z/$2.deflated.zip" "$Z/$2-from-deflated"
     "$1" "$HERE/zarr_io.py" check "$Z/$2-from-deflated"
     # libzmap's archive (from zarr's directory, and from GNZ), read by zarr.
-    "$ZMAP" cp -j 4 "$Z/$2" "$Z/$2-zmap.zip"
+    "$ZMAP" cp -j 4 "$Z/$2-copy" "$Z/$2-zmap.zip"
     "$1" "$HERE/zarr_io.py" check "$Z/$2-zmap.zip"
     "$ZMAP" cp "$Z/$2.gnz" "$Z/$2-gnz.zip"
     "$1" "$HERE/zarr_io.py" check "$Z/$2-gnz.zip"
