@@ -5,8 +5,8 @@
 //! Opening reads the end-of-central-directory search window (at most 65 KiB)
 //! and the central directory, nothing else. An entry's local header (30
 //! bytes plus its name and extra field) is read on the entry's first read,
-//! to find where its data starts; a stored entry is then read with one
-//! `pread` at that offset, whatever the archive's size.
+//! to find where its data starts; a stored entry is then copied out of a
+//! read-only mapping of the file at that offset, whatever the archive's size.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -94,6 +94,9 @@ impl Layout {
 pub struct Archive {
     pub file: File,
     pub file_len: u64,
+    /// The file mapped read-only (None for an empty file): entry data and
+    /// local headers are copied out of it, without a system call.
+    map: Option<memmap2::Mmap>,
     /// Object entries (directory entries are not objects), keyed by the
     /// entries' position here.
     pub entries: Vec<Entry>,
@@ -190,6 +193,7 @@ impl Archive {
     pub fn empty(file: File, layout: Layout) -> Result<Archive> {
         Ok(Archive {
             file_len: file.metadata()?.len(),
+            map: None,
             file,
             entries: Vec::new(),
             superseded: 0,
@@ -295,9 +299,11 @@ impl Archive {
                 )));
             }
         }
+        let map = map_file(&file, file_len)?;
         Ok(Archive {
             file,
             file_len,
+            map,
             entries,
             superseded,
             layout,
@@ -317,7 +323,7 @@ impl Archive {
             return Ok(start);
         }
         let mut header = [0u8; LOCAL_HEADER_LEN as usize];
-        pread_exact(&self.file, &mut header, e.header_offset)?;
+        self.fill(&mut header, e.header_offset)?;
         let word = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]) as u64;
         let signature = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         if signature != LOCAL_HEADER_SIGNATURE {
@@ -337,6 +343,25 @@ impl Archive {
         Ok(start)
     }
 
+    /// Fills `buf` from `offset` of the archive file.
+    fn fill(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let Some(map) = &self.map else {
+            return pread_exact(&self.file, buf, offset);
+        };
+        let end = offset.checked_add(buf.len() as u64);
+        match end {
+            Some(end) if end <= map.len() as u64 => {
+                buf.copy_from_slice(&map[offset as usize..end as usize]);
+                #[cfg(test)]
+                BYTES_READ.with(|n| n.set(n.get() + buf.len() as u64));
+                Ok(())
+            }
+            _ => Err(Error::Format(
+                "ZIP archive shorter than its directory says".into(),
+            )),
+        }
+    }
+
     /// A reader of entry `e`'s bytes as stored (compressed or not).
     fn raw(&self, e: &Entry) -> Result<RawReader<'_>> {
         let start = self.data_start(e)?;
@@ -352,7 +377,7 @@ impl Archive {
         match e.method {
             Method::Stored => {
                 let at = self.data_start(e)? + start;
-                pread_exact(&self.file, buf, at)
+                self.fill(buf, at)
             }
             Method::Deflated => {
                 let mut inflate = flate2::read::DeflateDecoder::new(self.raw(e)?);
@@ -430,6 +455,20 @@ impl Archive {
             !rest.contains('/') && is_dataset_marker(rest)
         })
     }
+}
+
+/// Maps `file` read-only for reads of entries.
+fn map_file(file: &File, len: u64) -> Result<Option<memmap2::Mmap>> {
+    if len == 0 || usize::try_from(len).is_err() {
+        return Ok(None);
+    }
+    // SAFETY: the mapping is only read. libzmap never writes an archive in
+    // place (a flush writes a new file and renames it over the name), so
+    // the bytes under the mapping do not change while it lives. A process
+    // that ignores that and truncates the file could make a read fault
+    // (SIGBUS), as with GNZ's mapping and any memory map.
+    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
+    Ok(Some(map))
 }
 
 fn inflate_error(e: &Entry, err: io::Error) -> Error {

@@ -2,9 +2,10 @@
 //! `ZipStore` (v2 and v3) and OME-Zarr's zipped `.ozx` (RFC-9) keep it.
 //!
 //! - `archive`: reading — the central directory (rc-zip), the checks that
-//!   make an archive a dataset (no `..`, absolute, backslashed or duplicate
-//!   names: never followed, the archive is refused), the two layouts, entry
-//!   data read in place (`pread` at the entry's data offset).
+//!   make an archive a dataset (no `..`, absolute or backslashed names:
+//!   never followed, the archive is refused; a repeated name is superseded
+//!   by its later entry), the two layouts, entry data read in place (out of
+//!   a read-only mapping, at the entry's data offset).
 //! - `write`: writing a whole archive (zip crate): stored entries, zip64
 //!   when needed, central directory at the end.
 //! - `store`: the `Store` — objects staged in memory until flush/close,
