@@ -26,6 +26,13 @@ use crate::store::{OpenOptions, Store};
 /// new archive between open and lock) is retried.
 const RETRIES: usize = 16;
 
+#[cfg(test)]
+thread_local! {
+    /// Tests make the next rewrite fail after the new archive is written
+    /// and synced, before it is swapped in (a crash at the worst moment).
+    pub(crate) static FAIL_BEFORE_SWAP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// An object: an entry of the archive read at open (or last flush), or
 /// bytes staged since.
 enum Object {
@@ -349,6 +356,11 @@ impl Place {
                 return Err(e);
             }
         };
+        #[cfg(test)]
+        if FAIL_BEFORE_SWAP.with(|f| f.replace(false)) {
+            let _ = rfs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());
+            return Err(Error::Internal("test: rewrite stopped before the swap"));
+        }
         if let Err(e) = self.swap_in(&temp, current.map(|a| &a.file)) {
             let _ = rfs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());
             return Err(e);

@@ -449,6 +449,33 @@ fn one_writer_many_readers_and_snapshots() {
 }
 
 #[test]
+fn a_rewrite_stopped_before_the_swap_leaves_the_old_archive() {
+    let (_dir, path) = tmp();
+    let map = Map::create(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    map.write(&key("/.zgroup"), 0, b"{}").unwrap();
+    map.write(&key("/v/0"), 0, b"old").unwrap();
+    map.flush().unwrap();
+    let before = fs::read(&path).unwrap();
+    map.write(&key("/v/0"), 0, b"new").unwrap();
+    map.write(&key("/v/1"), 0, b"more").unwrap();
+    super::store::FAIL_BEFORE_SWAP.with(|f| f.set(true));
+    assert_eq!(code(map.flush()), NC_EINTERNAL);
+    // The archive is the old one, whole, and nothing else was left.
+    assert_eq!(fs::read(&path).unwrap(), before);
+    assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    let reader = Map::open(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    assert_eq!(read_all(&reader, "/v/0"), b"old");
+    assert_eq!(code(reader.exists(&key("/v/1"))), NC_EEMPTY);
+    reader.close(false).unwrap();
+    // The staged changes are still there: the next flush writes them.
+    map.close(false).unwrap();
+    let reader = Map::open(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    assert_eq!(read_all(&reader, "/v/0"), b"new");
+    assert_eq!(read_all(&reader, "/v/1"), b"more");
+    reader.close(false).unwrap();
+}
+
+#[test]
 fn rewrite_keeps_the_file_mode() {
     let (_dir, path) = tmp();
     Map::create(Impl::Zip, &loc(&path), 0, 0)
