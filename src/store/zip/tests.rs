@@ -476,6 +476,32 @@ fn a_rewrite_stopped_before_the_swap_leaves_the_old_archive() {
 }
 
 #[test]
+fn comment_is_kept_and_zip64_used_past_65535_entries() {
+    let (_dir, path) = tmp();
+    let mut writer = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer.start_file(".zgroup", stored).unwrap();
+    writer.write_all(b"{}").unwrap();
+    writer.set_comment("{\"ome\": {\"version\": \"0.5\"}}");
+    writer.finish().unwrap();
+    const N: usize = 70_000;
+    let map = Map::open(Impl::Zip, &loc(&path), NC_WRITE, 0).unwrap();
+    for i in 0..N {
+        map.write(&key(&format!("/c/{i}")), 0, &(i as u32).to_le_bytes())
+            .unwrap();
+    }
+    map.close(false).unwrap();
+    let archive = zip::ZipArchive::new(fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(archive.len(), N + 1);
+    assert_eq!(archive.comment(), b"{\"ome\": {\"version\": \"0.5\"}}");
+    let map = Map::open(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    assert_eq!(read_all(&map, "/c/69999"), 69_999u32.to_le_bytes());
+    assert_eq!(map.search(&key("/c")).unwrap().len(), N);
+    map.close(false).unwrap();
+}
+
+#[test]
 fn rewrite_keeps_the_file_mode() {
     let (_dir, path) = tmp();
     Map::create(Impl::Zip, &loc(&path), 0, 0)
