@@ -86,6 +86,7 @@ static Driver drivers[] = {
     {.id = "mem", .label = "zmap MEM", .kind = K_ZMAP, .impl = NCZM_UNDEF, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "file", .label = "zmap FILE", .kind = K_ZMAP, .impl = NCZM_FILE, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "gnz", .label = "zmap GNZ", .kind = K_ZMAP, .impl = NCZM_GNZ, .small = 1, .big = 1, .ops = &zmap_ops},
+    {.id = "zip", .label = "zmap ZIP", .kind = K_ZMAP, .impl = NCZM_ZIP, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "s3", .label = "zmap S3", .kind = K_ZMAP, .impl = NCZM_S3, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "nc4", .label = "zmap NC4", .kind = K_ZMAP, .impl = NCZM_NC4, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "netcdf", .label = "netCDF-C file", .kind = K_NETCDF, .small = 1, .big = 1, .ops = &netcdf_ops},
@@ -249,6 +250,8 @@ static void location(const Driver *d, int run, size_t n, char *loc, size_t len) 
         w = snprintf(loc, len, "%s/%s-%zu-%d.gnz", work_dir, d->id, n, run);
     else if (d->kind == K_ZMAP && d->impl == NCZM_NC4)
         w = snprintf(loc, len, "%s/%s-%zu-%d.nc", work_dir, d->id, n, run);
+    else if (d->kind == K_ZMAP && d->impl == NCZM_ZIP)
+        w = snprintf(loc, len, "%s/%s-%zu-%d.zip", work_dir, d->id, n, run);
     else
         w = snprintf(loc, len, "%s/%s-%zu-%d", work_dir, d->id, n, run);
     if (w < 0 || (size_t)w >= len) {
@@ -1205,7 +1208,7 @@ static void usage(FILE *to) {
             "  --n N --size S --groups G      small objects (10000, 1024, 100)\n"
             "  --big-count B --big-size BS --piece P   big objects (64, 16M, 1M)\n"
             "  --runs R             runs per backend, interleaved (5, at most %d)\n"
-            "  --backends LIST      comma-separated: floor,memcpy,mem,file,gnz,s3,nc4,netcdf,zarr2-dir,\n"
+            "  --backends LIST      comma-separated: floor,memcpy,mem,file,gnz,zip,s3,nc4,netcdf,zarr2-dir,\n"
             "                       zarr2-zip,zarr2-mem,zarr3-local,zarr3-zip,zarr3-mem (or zarr, zarr2, zarr3)\n"
             "  --zarr2-python PY --zarr3-python PY   interpreters with zarr 2.x / 3.x\n"
             "                       (default: the repository's .venv-zarr2 / .venv-zarr3)\n"

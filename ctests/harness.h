@@ -80,6 +80,7 @@ static inline NCZM_IMPL zt_backend(const char *name) {
         }
         return NCZM_NC4;
     }
+    if (strcmp(name, "zip") == 0) return NCZM_ZIP;
     if (strcmp(name, "s3") == 0) {
         if (getenv("ZMAP_TEST_S3_URL") == NULL) {
             printf("skipped: ZMAP_TEST_S3_URL is not set\n");
@@ -108,7 +109,8 @@ static inline const char *zt_tmpdir(void) {
 }
 
 /* Writes into `out` a location for a dataset called `name` in `backend`:
- * a directory (file), a .gnz file (gnz), a .nc file (nc4), a process-unique name (mem) or a
+ * a directory (file), a .gnz file (gnz), a .nc file (nc4), a .zip archive (zip), a
+ * process-unique name (mem) or a
  * prefix under $ZMAP_TEST_S3_URL (s3). */
 static inline void zt_dataset(const char *backend, const char *name, char *out,
                        size_t outlen) {
@@ -120,6 +122,8 @@ static inline void zt_dataset(const char *backend, const char *name, char *out,
         snprintf(out, outlen, "%s/%s.gnz", zt_tmpdir(), name);
     else if (strcmp(backend, "nc4") == 0)
         snprintf(out, outlen, "%s/%s.nc", zt_tmpdir(), name);
+    else if (strcmp(backend, "zip") == 0)
+        snprintf(out, outlen, "%s/%s.zip", zt_tmpdir(), name);
     else
         snprintf(out, outlen, "%s/%s-%ld", getenv("ZMAP_TEST_S3_URL"), name,
                  (long)getpid());

@@ -2,7 +2,7 @@
  * and the additions of A1), through the public header, on the backend named
  * by argv[1]. Every backend must give exactly the same answers.
  */
-// zmap-test-backends: mem file gnz s3 nc4
+// zmap-test-backends: mem file gnz zip s3 nc4
 #include "harness.h"
 
 #include <dirent.h>

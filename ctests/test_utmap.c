@@ -5,7 +5,7 @@
  * on-disk tree (which must hold nothing but the dataset's directories and
  * files).
  */
-// zmap-test-backends: mem file gnz s3 nc4
+// zmap-test-backends: mem file gnz zip s3 nc4
 #include "harness.h"
 
 #include <dirent.h>
@@ -140,6 +140,7 @@ static NCZM_IMPL impl_from_url(const char *url) {
         else if (strcmp(tok, "nz4") == 0) found = NCZM_NC4;
         else if (strcmp(tok, "s3") == 0) found = NCZM_S3;
         else if (strcmp(tok, "gnz") == 0) found = NCZM_GNZ;
+        else if (strcmp(tok, "zip") == 0) found = NCZM_ZIP;
         else if (strcmp(tok, "mem") == 0) found = NCZM_MEM;
     }
     nclistfreeall(parts);

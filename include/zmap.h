@@ -227,6 +227,11 @@ typedef enum NCZM_IMPL {
    * One GNZ container file.
    */
   NCZM_GNZ = 4,
+  /**
+   * One ZIP archive: netCDF's NCZarr zip layout or zarr's ZipStore / OME-Zarr
+   * `.ozx` layout (keys at the archive root). Appended after `NCZM_GNZ`: 5.
+   */
+  NCZM_ZIP = 5,
 } NCZM_IMPL;
 
 /**

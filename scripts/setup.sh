@@ -36,6 +36,8 @@ need_cmd valgrind valgrind
 need_cmd readelf binutils
 need_file /usr/include/netcdf.h libnetcdf-dev
 need_cmd ncdump netcdf-bin
+need_cmd zip zip
+need_cmd unzip unzip
 
 # --- Python modules ----------------------------------------------------------------
 # (none yet: add need_python lines here)

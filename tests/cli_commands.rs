@@ -366,18 +366,18 @@ fn verify_reads_every_object() {
 }
 
 #[test]
-fn backends_lists_all_five() {
+fn backends_lists_all_six() {
     let out = ok(&["backends"]);
     let names: Vec<&str> = out
         .lines()
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(names, ["file", "gnz", "s3", "mem", "nc4"]);
+    assert_eq!(names, ["file", "gnz", "zip", "s3", "mem", "nc4"]);
     for line in out.lines() {
         let state = line.split_whitespace().nth(1).unwrap();
         assert!(state == "built" || state == "not-built", "{line}");
     }
-    for backend in ["file", "gnz", "mem"] {
+    for backend in ["file", "gnz", "zip", "mem"] {
         assert!(out.contains(&format!("{backend} built\n")), "{out}");
     }
 }

@@ -68,6 +68,9 @@ pub enum NCZM_IMPL {
     NCZM_FILE = 3,
     /// One GNZ container file.
     NCZM_GNZ = 4,
+    /// One ZIP archive: netCDF's NCZarr zip layout or zarr's ZipStore / OME-Zarr
+    /// `.ozx` layout (keys at the archive root). Appended after `NCZM_GNZ`: 5.
+    NCZM_ZIP = 5,
 }
 
 /// `NCZM_IMPL` as it crosses the boundary: an `int`, so that any value a C

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod nc4;
 pub mod s3;
 pub mod tree;
+pub mod zip;
 
 /// The backends, numbered as `NCZM_IMPL` numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +25,7 @@ pub enum Impl {
     Nc4 = 2,
     File = 3,
     Gnz = 4,
+    Zip = 5,
 }
 
 impl Impl {
@@ -34,6 +36,7 @@ impl Impl {
             2 => Impl::Nc4,
             3 => Impl::File,
             4 => Impl::Gnz,
+            5 => Impl::Zip,
             _ => return None,
         })
     }
@@ -45,6 +48,7 @@ impl Impl {
             Impl::Nc4 => "nc4",
             Impl::File => "file",
             Impl::Gnz => "gnz",
+            Impl::Zip => "zip",
         }
     }
 }
@@ -162,6 +166,7 @@ pub fn open(imp: Impl, location: &str, options: OpenOptions) -> Result<Box<dyn S
         Impl::Memory => Ok(Box::new(memory::MemoryStore::open(location, options)?)),
         Impl::File => Ok(Box::new(file::FileStore::open(location, options)?)),
         Impl::Gnz => gnz::open(location, options),
+        Impl::Zip => zip::open(location, options),
         Impl::S3 => s3::open(location, options),
         Impl::Nc4 => nc4::open(location, options),
     }

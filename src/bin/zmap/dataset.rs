@@ -15,6 +15,7 @@ use crate::failure::{At, Failure};
 pub enum BackendArg {
     File,
     Gnz,
+    Zip,
     S3,
     Mem,
     Nc4,
@@ -25,6 +26,7 @@ impl BackendArg {
         match self {
             BackendArg::File => Impl::File,
             BackendArg::Gnz => Impl::Gnz,
+            BackendArg::Zip => Impl::Zip,
             BackendArg::S3 => Impl::S3,
             BackendArg::Mem => Impl::Memory,
             BackendArg::Nc4 => Impl::Nc4,
@@ -95,10 +97,10 @@ impl Target {
             .map_err(|e| self.dataset_error(e))
     }
 
-    /// The local file or directory behind a FILE or GNZ dataset.
+    /// The local file or directory behind a FILE, GNZ or ZIP dataset.
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
         match self.imp {
-            Impl::File | Impl::Gnz | Impl::Nc4 => location::file_path(&self.location).ok(),
+            Impl::File | Impl::Gnz | Impl::Nc4 | Impl::Zip => location::file_path(&self.location).ok(),
             _ => None,
         }
     }
@@ -133,6 +135,7 @@ fn guess(url: &str) -> Impl {
             match location::file_path(url) {
                 Ok(path) if is_gnz_name(&path.to_string_lossy()) => Impl::Gnz,
                 Ok(path) if is_nc4_name(&path.to_string_lossy()) => Impl::Nc4,
+                Ok(path) if is_zip_name(&path.to_string_lossy()) => Impl::Zip,
                 _ => Impl::File,
             }
         }
@@ -140,13 +143,26 @@ fn guess(url: &str) -> Impl {
         // handed to FILE, which rejects them with NC_EURL.
         _ if is_gnz_name(url) => Impl::Gnz,
         _ if is_nc4_name(url) => Impl::Nc4,
+        _ if is_zip_name(url) => Impl::Zip,
         _ => Impl::File,
     }
 }
 
-fn is_gnz_name(path: &str) -> bool {
+/// True if `path` ends with `.ext` (any case) after a non-empty name.
+fn has_extension(path: &str, ext: &str) -> bool {
     let path = path.strip_suffix('/').unwrap_or(path);
-    path.len() > 4 && path.to_ascii_lowercase().ends_with(".gnz")
+    path.len() > ext.len() + 1
+        && path.is_char_boundary(path.len() - ext.len() - 1)
+        && path[path.len() - ext.len() - 1..].eq_ignore_ascii_case(&format!(".{ext}"))
+}
+
+fn is_gnz_name(path: &str) -> bool {
+    has_extension(path, "gnz")
+}
+
+/// ZIP archives: `.zip` (netCDF, zarr's ZipStore) and `.ozx` (OME-Zarr).
+fn is_zip_name(path: &str) -> bool {
+    has_extension(path, "zip") || has_extension(path, "ozx")
 }
 
 /// A netCDF-4 file: `.nc`, or `.nz4` (netCDF 2020's name for the backend).
@@ -166,6 +182,7 @@ fn fragment_mode(url: &str) -> Option<Impl> {
         "file" | "nzf" => Some(Impl::File),
         "gnz" => Some(Impl::Gnz),
         "nc4" | "nz4" => Some(Impl::Nc4),
+        "zip" => Some(Impl::Zip),
         "s3" => Some(Impl::S3),
         "mem" => Some(Impl::Memory),
         _ => None,
@@ -269,6 +286,7 @@ pub fn is_built(imp: Impl) -> bool {
         Impl::Nc4 => "/nonexistent/zmap-backend-probe/dataset.nc",
         Impl::File => "/nonexistent/zmap-backend-probe/dataset",
         Impl::Gnz => "/nonexistent/zmap-backend-probe/dataset.gnz",
+        Impl::Zip => "/nonexistent/zmap-backend-probe/dataset.zip",
         // Malformed on purpose: a built S3 backend rejects it before any
         // network traffic.
         Impl::S3 => "s3://",
@@ -281,6 +299,7 @@ pub fn print_backends() -> Result<(), Failure> {
     for (name, imp) in [
         ("file", Impl::File),
         ("gnz", Impl::Gnz),
+        ("zip", Impl::Zip),
         ("s3", Impl::S3),
         ("mem", Impl::Memory),
         ("nc4", Impl::Nc4),
@@ -320,6 +339,13 @@ mod tests {
             ("file:///data/x#mode=nczarr,nz4", Impl::Nc4),
             (".nc", Impl::File),
             ("/data/x.ncx", Impl::File),
+            ("/data/x.zip", Impl::Zip),
+            ("rel/x.OZX", Impl::Zip),
+            ("file:///data/x.zip", Impl::Zip),
+            ("file:///data/x.zip#mode=nczarr,zip", Impl::Zip),
+            ("file:///data/x#mode=nczarr,zip", Impl::Zip),
+            (".zip", Impl::File),
+            ("/data/x.zipx", Impl::File),
         ] {
             assert_eq!(guess(url), imp, "{url}");
         }
