@@ -164,6 +164,10 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=ZMAP_UPDATE_HEADER");
 
+    if env::var_os("CARGO_FEATURE_NC4").is_some() {
+        link_netcdf();
+    }
+
     // Without the C API (the bridge's build of the core) there is no header
     // and no exports to version.
     if env::var_os("CARGO_FEATURE_CAPI").is_none() {
@@ -205,5 +209,18 @@ fn main() {
     fs::write(out_dir.join("zmap.h"), &header).expect("write zmap.h");
     if env::var_os("ZMAP_UPDATE_HEADER").is_some() {
         fs::write(crate_dir.join("include/zmap.h"), &header).expect("write include/zmap.h");
+    }
+}
+
+/// The NCZM_NC4 backend calls the system libnetcdf: pkg-config's `netcdf`
+/// when it is there, else plain `-lnetcdf` from the linker's default paths.
+fn link_netcdf() {
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    if pkg_config::Config::new()
+        .atleast_version("4.4")
+        .probe("netcdf")
+        .is_err()
+    {
+        println!("cargo:rustc-link-lib=netcdf");
     }
 }

@@ -33,6 +33,7 @@ enum phase {
     PH_SIZE_COMPACTED, /* bytes after compaction */
     PH_DELETE,         /* remove every object, one by one */
     PH_DROP,           /* close(map, 1): delete the dataset */
+    PH_DEFWRITE,       /* NCZarr's pattern in a fresh dataset: N × (defineobj(k), write(k)) */
     PH_COUNT
 };
 
@@ -54,6 +55,9 @@ typedef struct Ops {
     int (*remove)(void *h, const char *key);   /* NULL: not supported */
     int (*compact)(void *h);                   /* NULL: not supported */
     const char *(*strerror)(int code);
+    /* NCZarr's create of an object: define the key, then write all of it.
+     * NULL: the driver has no define step (its plain write is its create). */
+    int (*define_write)(void *h, const char *key, uint64_t count, const void *buf);
 } Ops;
 
 struct Driver {

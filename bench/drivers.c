@@ -210,7 +210,7 @@ static int floor_remove(void *h, const char *key) {
 
 const Ops floor_ops = {
     floor_create, floor_open, floor_close, floor_write, floor_read,
-    floor_exists_len, floor_search, floor_remove, NULL, errno_message,
+    floor_exists_len, floor_search, floor_remove, NULL, errno_message, NULL,
 };
 
 /* --- memcpy: the memory floor of the 16 MiB phases ------------------------------- */
@@ -283,7 +283,7 @@ static int memcpy_read(void *h, const char *key, uint64_t start, uint64_t count,
 
 const Ops memcpy_ops = {
     memcpy_create, memcpy_open, memcpy_close, memcpy_write, memcpy_read,
-    NULL, NULL, NULL, NULL, errno_message,
+    NULL, NULL, NULL, NULL, errno_message, NULL,
 };
 
 /* --- zmap: libzmap through its public header -------------------------------------- */
@@ -361,9 +361,17 @@ static int zmap_compact(void *h) {
     return nczmap_compact(((ZmapHandle *)h)->map, &before, &after);
 }
 
+/* NCZarr 2020's way to make an object: nczmap_defineobj, then nczmap_write of the same key. */
+static int zmap_define_write(void *h, const char *key, uint64_t count, const void *buf) {
+    NCZMAP *map = ((ZmapHandle *)h)->map;
+    int st = nczmap_defineobj(map, key);
+    return st != NC_NOERR ? st : nczmap_write(map, key, 0, count, buf);
+}
+
 const Ops zmap_ops = {
     zmap_create, zmap_open, zmap_close, zmap_write, zmap_read,
     zmap_exists_len, zmap_search, zmap_remove, zmap_compact, nczmap_strerror,
+    zmap_define_write,
 };
 
 /* --- netCDF-C 4.9's zmap ------------------------------------------------------------ */
@@ -515,5 +523,5 @@ static const char *netcdf_strerror(int code) {
 /* 4.9's zmap has no remove and no compaction. */
 const Ops netcdf_ops = {
     netcdf_create, netcdf_open, netcdf_close, netcdf_write, netcdf_read,
-    netcdf_exists_len, netcdf_search, NULL, NULL, netcdf_strerror,
+    netcdf_exists_len, netcdf_search, NULL, NULL, netcdf_strerror, NULL,
 };

@@ -14,6 +14,9 @@
  *   size        the dataset's bytes on the file system / payload (and after
  *               nczmap_compact where the backend has it)
  *   delete      every object removed one by one, then close(map, 1)
+ *   define+write NCZarr 2020's own create, in a fresh dataset: for each of the
+ *               N keys nczmap_defineobj(key), then nczmap_write(key, 0, S);
+ *               its ratio to the floor is against the floor's create
  * Runs are interleaved (run r of every backend, then run r+1) and every
  * figure is the median of R runs; a ratio is the median of the per-run
  * ratios, so a slow moment of the machine hits both sides of it.
@@ -83,7 +86,9 @@ static Driver drivers[] = {
     {.id = "mem", .label = "zmap MEM", .kind = K_ZMAP, .impl = NCZM_UNDEF, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "file", .label = "zmap FILE", .kind = K_ZMAP, .impl = NCZM_FILE, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "gnz", .label = "zmap GNZ", .kind = K_ZMAP, .impl = NCZM_GNZ, .small = 1, .big = 1, .ops = &zmap_ops},
+    {.id = "zip", .label = "zmap ZIP", .kind = K_ZMAP, .impl = NCZM_ZIP, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "s3", .label = "zmap S3", .kind = K_ZMAP, .impl = NCZM_S3, .small = 1, .big = 1, .ops = &zmap_ops},
+    {.id = "nc4", .label = "zmap NC4", .kind = K_ZMAP, .impl = NCZM_NC4, .small = 1, .big = 1, .ops = &zmap_ops},
     {.id = "netcdf", .label = "netCDF-C file", .kind = K_NETCDF, .small = 1, .big = 1, .ops = &netcdf_ops},
     {.id = "zarr2-dir", .label = "zarr 2 DirectoryStore", .kind = K_ZARR, .store = "zarr2-dir", .small = 1, .big = 1},
     {.id = "zarr2-zip", .label = "zarr 2 ZipStore", .kind = K_ZARR, .store = "zarr2-zip", .small = 1, .big = 1},
@@ -106,7 +111,7 @@ static int usable(const Driver *d) {
 
 static const char *phase_names[PH_COUNT] = {
     "create", "commit", "open", "read", "stat", "search", "bigwrite", "bigcommit",
-    "bigread", "size", "compact", "size_compacted", "delete", "drop",
+    "bigread", "size", "compact", "size_compacted", "delete", "drop", "defwrite",
 };
 
 /* --- small utilities --------------------------------------------------------------- */
@@ -243,6 +248,10 @@ static void location(const Driver *d, int run, size_t n, char *loc, size_t len) 
         w = snprintf(loc, len, "%s/zmap-bench-%ld-%zu-%d", s3_url, (long)getpid(), n, run);
     else if (d->kind == K_ZMAP && d->impl == NCZM_GNZ)
         w = snprintf(loc, len, "%s/%s-%zu-%d.gnz", work_dir, d->id, n, run);
+    else if (d->kind == K_ZMAP && d->impl == NCZM_NC4)
+        w = snprintf(loc, len, "%s/%s-%zu-%d.nc", work_dir, d->id, n, run);
+    else if (d->kind == K_ZMAP && d->impl == NCZM_ZIP)
+        w = snprintf(loc, len, "%s/%s-%zu-%d.zip", work_dir, d->id, n, run);
     else
         w = snprintf(loc, len, "%s/%s-%zu-%d", work_dir, d->id, n, run);
     if (w < 0 || (size_t)w >= len) {
@@ -426,6 +435,29 @@ static void run_c(Driver *d, int run, const Params *p, double (*t)[MAX_RUNS]) {
     h = NULL;
     if (check(d, st, "close(delete)", loc, run)) goto fail;
     t[PH_DROP][run] = now() - t0;
+
+    if (small && o->define_write != NULL) {
+        /* A fresh dataset next to the first one (a .gnz name keeps its suffix). */
+        size_t len = strlen(loc);
+        int gnz = len > 4 && strcmp(loc + len - 4, ".gnz") == 0;
+        if (snprintf(loc + len - (gnz ? 4 : 0), sizeof loc - len + (gnz ? 4 : 0), "-dw%s", gnz ? ".gnz" : "") < 0)
+            goto fail;
+        if (check(d, o->create(d, loc, &h), "create", loc, run)) goto fail;
+        t0 = now();
+        for (size_t i = 0; i < p->n; i++) {
+            stamp(small_buf, p->size, i);
+            if (check(d, o->define_write(h, key(i), p->size, small_buf), "define+write", key(i), run)) goto fail;
+        }
+        t[PH_DEFWRITE][run] = now() - t0;
+        if (check(d, o->read(h, key(p->n - 1), 0, p->size, read_buf), "read", key(p->n - 1), run)) goto fail;
+        if (!stamped(read_buf, p->size, p->n - 1)) {
+            wrong(d, "read after define+write", key(p->n - 1), run);
+            goto fail;
+        }
+        st = o->close(d, h, 1);
+        h = NULL;
+        if (check(d, st, "close(delete)", loc, run)) goto fail;
+    }
     return;
 
 fail:
@@ -666,10 +698,10 @@ static void find_backends(void) {
 /* --- the report -------------------------------------------------------------------------- */
 
 enum col {
-    C_CREATE, C_CREATE_COMMIT, C_READ, C_STAT, C_SEARCH, C_BIGWRITE, C_BIGREAD, C_DELETE, C_NCOLS
+    C_CREATE, C_DEFWRITE, C_CREATE_COMMIT, C_READ, C_STAT, C_SEARCH, C_BIGWRITE, C_BIGREAD, C_DELETE, C_NCOLS
 };
 static const char *col_titles[C_NCOLS] = {
-    "create obj/s", "create+commit obj/s", "read obj/s", "exists+len obj/s", "search calls/s",
+    "create obj/s", "define+write obj/s", "create+commit obj/s", "read obj/s", "exists+len obj/s", "search calls/s",
     "16 MiB write MiB/s", "16 MiB read MiB/s", "delete obj/s",
 };
 
@@ -683,6 +715,7 @@ static double rate(const Driver *d, int c, int r, const Params *p) {
     double mib = (double)p->big_count * (double)p->big_size / MiB;
     switch (c) {
     case C_CREATE: return (double)p->n / t[PH_CREATE][r];
+    case C_DEFWRITE: return (double)p->n / t[PH_DEFWRITE][r];
     case C_CREATE_COMMIT: return (double)p->n / (t[PH_CREATE][r] + t[PH_COMMIT][r]);
     case C_READ: return (double)p->n / t[PH_READ][r];
     case C_STAT: return (double)p->n / t[PH_STAT][r];
@@ -739,7 +772,9 @@ static double ref_driver(const char *id, int c, int r, const Params *p) {
     return usable(d) ? rate(d, c, r, p) : NAN;
 }
 
+/* define+write is measured against the floor's create: its open/write/close is the least an object costs. */
 static double ref_floor(int c, int r, const Params *p) {
+    if (c == C_DEFWRITE) c = C_CREATE;
     return c == C_BIGWRITE || c == C_BIGREAD ? ref_driver("memcpy", c, r, p) : ref_driver("floor", c, r, p);
 }
 
@@ -749,6 +784,10 @@ static double ref_netcdf(int c, int r, const Params *p) {
 
 static double ref_file(int c, int r, const Params *p) {
     return ref_driver("file", c, r, p);
+}
+
+static double ref_gnz(int c, int r, const Params *p) {
+    return ref_driver("gnz", c, r, p);
 }
 
 /* zarr's memory stores: the faster of 2.x and 3.x, run by run. */
@@ -876,6 +915,8 @@ typedef struct Target {
 
 static const Target targets[] = {
     {"FILE create ≥ 0.8× raw open/write/close", "file", C_CREATE, ref_floor, C_CREATE, 0.8, 0, TMPFS_ONLY},
+    {"FILE define+write (NCZarr's create) ≥ 0.8× raw open/write/close", "file", C_DEFWRITE, ref_floor, C_CREATE, 0.8, 0,
+     TMPFS_ONLY},
     {"FILE read ≥ 0.8× raw open/read/close", "file", C_READ, ref_floor, C_READ, 0.8, 0, TMPFS_ONLY},
     {"GNZ create+commit ≥ 50× netCDF-C file create", "gnz", C_CREATE_COMMIT, ref_netcdf, C_CREATE, 50, 0, DISK_ONLY},
     {"MEM create ≥ 2× zarr MemoryStore (faster of 2.x/3.x)", "mem", C_CREATE, ref_zarr_mem, C_CREATE, 2, 0, ANY_FS},
@@ -1041,6 +1082,8 @@ static void run_main(const char *fs) {
         print_ratios("### Ratio to zarr's MemoryStore (the faster of 2.x and 3.x, run by run)", ref_zarr_mem, NULL, &P);
     if (usable(driver("file")) && usable(driver("gnz")))
         print_ratios("### Ratio to the FILE (directory) backend", ref_file, "file", &P);
+    if (usable(driver("nc4")) && usable(driver("gnz")))
+        print_ratios("### Ratio to the GNZ backend", ref_gnz, "gnz", &P);
     printf("\n### Durability, open, delete, size\n\n");
     print_durability(&P);
     int any_target = 0;
@@ -1103,7 +1146,7 @@ static void run_scaling(const char *fs) {
     } cols[] = {
         {"create", PH_CREATE, 0, 1}, {"commit", PH_COMMIT, 0, 0}, {"open", PH_OPEN, 0, 0},
         {"read", PH_READ, 0, 1},     {"exists+len", PH_STAT, 0, 1}, {"search (per entry)", PH_SEARCH, 1, 1},
-        {"delete", PH_DELETE, 0, 1}, {"drop", PH_DROP, 0, 0},
+        {"delete", PH_DELETE, 0, 1}, {"drop", PH_DROP, 0, 0},   {"define+write", PH_DEFWRITE, 0, 1},
     };
     const int ncols = (int)(sizeof cols / sizeof cols[0]);
     loadavg(load_after, sizeof load_after);
@@ -1112,7 +1155,7 @@ static void run_scaling(const char *fs) {
            fs, base_dir, host, load_before, load_after, now() - started, nczmap_version());
     printf("Small-object phases only, G = %zu groups, %zu B objects, median of %d runs. Cost per object in ns "
            "(search: per listed entry, %zu calls listing 1 + G + N entries). The last column is the largest "
-           "growth of the cost of create, read, exists+len, search or delete from the smallest N to this N "
+           "growth of the cost of create, read, exists+len, search, delete or define+write from the smallest N to this N "
            "(1.0 = flat; an O(n²) step grows about 10× per decade). commit, open and drop are one call "
            "each: their cost per object is shown, not counted in the growth.\n\n",
            p.groups, p.size, runs, p.groups + 2);
@@ -1165,7 +1208,7 @@ static void usage(FILE *to) {
             "  --n N --size S --groups G      small objects (10000, 1024, 100)\n"
             "  --big-count B --big-size BS --piece P   big objects (64, 16M, 1M)\n"
             "  --runs R             runs per backend, interleaved (5, at most %d)\n"
-            "  --backends LIST      comma-separated: floor,memcpy,mem,file,gnz,s3,netcdf,zarr2-dir,\n"
+            "  --backends LIST      comma-separated: floor,memcpy,mem,file,gnz,zip,s3,nc4,netcdf,zarr2-dir,\n"
             "                       zarr2-zip,zarr2-mem,zarr3-local,zarr3-zip,zarr3-mem (or zarr, zarr2, zarr3)\n"
             "  --zarr2-python PY --zarr3-python PY   interpreters with zarr 2.x / 3.x\n"
             "                       (default: the repository's .venv-zarr2 / .venv-zarr3)\n"

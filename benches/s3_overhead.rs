@@ -53,8 +53,8 @@ struct Cost {
     bare: RequestCounts,
 }
 
-fn key(k: &str) -> Key {
-    Key::parse(k.as_bytes()).expect("key")
+fn key(k: &str) -> Key<'static> {
+    Key::parse(k.as_bytes()).expect("key").into_owned()
 }
 
 fn small_key(i: usize) -> String {
@@ -84,7 +84,7 @@ fn zmap_phase(f: impl FnOnce()) -> Cost {
 fn zmap_run(url: &str, n: usize) -> [Cost; 7] {
     let data = vec![7u8; SMALL];
     let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
-    let keys: Vec<Key> = (0..n).map(|i| key(&small_key(i))).collect();
+    let keys: Vec<Key<'static>> = (0..n).map(|i| key(&small_key(i))).collect();
     let mut out = [Cost::default(); 7];
     out[0] = zmap_phase(|| {
         let map = Map::create(Impl::S3, url, 0, 0).expect("create");

@@ -58,12 +58,29 @@ static inline int zt_finish(const char *name) {
     return zt_failed ? 1 : 0;
 }
 
+/* True when the library has the NCZM_NC4 backend (opening a dataset that
+ * cannot exist gives NC_ENOTBUILT only when it has not). */
+static inline int zt_nc4_built(void) {
+    NCZMAP *probe = NULL;
+    return nczmap_open(NCZM_NC4, "/nonexistent/zmap-nc4-probe.nc", 0, 0, NULL,
+                       &probe) != NC_ENOTBUILT;
+}
+
 /* The backend named by a test's argv[1]; exits 77 (skip) when the backend
  * cannot run here, 2 for an unknown name. */
 static inline NCZM_IMPL zt_backend(const char *name) {
     if (strcmp(name, "mem") == 0) return NCZM_MEM;
     if (strcmp(name, "file") == 0) return NCZM_FILE;
     if (strcmp(name, "gnz") == 0) return NCZM_GNZ;
+    if (strcmp(name, "nc4") == 0) {
+        /* CMake registers nc4 tests only when the backend is built. */
+        if (!zt_nc4_built()) {
+            printf("skipped: NCZM_NC4 is not built in\n");
+            exit(77);
+        }
+        return NCZM_NC4;
+    }
+    if (strcmp(name, "zip") == 0) return NCZM_ZIP;
     if (strcmp(name, "s3") == 0) {
         if (getenv("ZMAP_TEST_S3_URL") == NULL) {
             printf("skipped: ZMAP_TEST_S3_URL is not set\n");
@@ -92,7 +109,8 @@ static inline const char *zt_tmpdir(void) {
 }
 
 /* Writes into `out` a location for a dataset called `name` in `backend`:
- * a directory (file), a .gnz file (gnz), a process-unique name (mem) or a
+ * a directory (file), a .gnz file (gnz), a .nc file (nc4), a .zip archive (zip), a
+ * process-unique name (mem) or a
  * prefix under $ZMAP_TEST_S3_URL (s3). */
 static inline void zt_dataset(const char *backend, const char *name, char *out,
                        size_t outlen) {
@@ -102,6 +120,10 @@ static inline void zt_dataset(const char *backend, const char *name, char *out,
         snprintf(out, outlen, "%s/%s.nzf", zt_tmpdir(), name);
     else if (strcmp(backend, "gnz") == 0)
         snprintf(out, outlen, "%s/%s.gnz", zt_tmpdir(), name);
+    else if (strcmp(backend, "nc4") == 0)
+        snprintf(out, outlen, "%s/%s.nc", zt_tmpdir(), name);
+    else if (strcmp(backend, "zip") == 0)
+        snprintf(out, outlen, "%s/%s.zip", zt_tmpdir(), name);
     else
         snprintf(out, outlen, "%s/%s-%ld", getenv("ZMAP_TEST_S3_URL"), name,
                  (long)getpid());

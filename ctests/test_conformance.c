@@ -2,7 +2,7 @@
  * and the additions of A1), through the public header, on the backend named
  * by argv[1]. Every backend must give exactly the same answers.
  */
-// zmap-test-backends: mem file gnz s3
+// zmap-test-backends: mem file gnz zip s3 nc4
 #include "harness.h"
 
 #include <dirent.h>
@@ -435,17 +435,29 @@ static void test_search(void) {
     CHECK_OK(nczmap_defineobj(map, "/data1/10"));
     CHECK_OK(nczmap_defineobj(map, "/data1/2"));
     CHECK_OK(nczmap_defineobj(map, "/B"));
-    CHECK_OK(nczmap_defineobj(map, "/_x"));
+    /* NC4 refuses a segment starting with '_' (README: it would read back
+     * as '.'); the other backends store it. */
+    int underscore = strcmp(backend, "nc4") != 0;
+    CHECK_CODE(nczmap_defineobj(map, "/_x"), underscore ? NC_NOERR : NC_EINVAL);
     CHECK_OK(nczmap_defineobj(map, "/deep/x/y/z"));
     CHECK_OK(nczmap_defineobj(map, "/meta1-"));
 
     /* Byte order; intermediate keys included; only the next level. */
-    check_search(map, "/", "/.nczarr", "/B", "/_x", "/data1", "/deep",
-                 "/meta1", "/meta1-", "/meta2");
-    check_search(map, NULL, "/.nczarr", "/B", "/_x", "/data1", "/deep",
-                 "/meta1", "/meta1-", "/meta2");
-    check_search(map, "", "/.nczarr", "/B", "/_x", "/data1", "/deep",
-                 "/meta1", "/meta1-", "/meta2");
+    if (underscore) {
+        check_search(map, "/", "/.nczarr", "/B", "/_x", "/data1", "/deep",
+                     "/meta1", "/meta1-", "/meta2");
+        check_search(map, NULL, "/.nczarr", "/B", "/_x", "/data1", "/deep",
+                     "/meta1", "/meta1-", "/meta2");
+        check_search(map, "", "/.nczarr", "/B", "/_x", "/data1", "/deep",
+                     "/meta1", "/meta1-", "/meta2");
+    } else {
+        check_search(map, "/", "/.nczarr", "/B", "/data1", "/deep", "/meta1",
+                     "/meta1-", "/meta2");
+        check_search(map, NULL, "/.nczarr", "/B", "/data1", "/deep", "/meta1",
+                     "/meta1-", "/meta2");
+        check_search(map, "", "/.nczarr", "/B", "/data1", "/deep", "/meta1",
+                     "/meta1-", "/meta2");
+    }
     check_search(map, "/data1", "/data1/0", "/data1/1", "/data1/10",
                  "/data1/2");
     check_search(map, "/deep", "/deep/x");
@@ -483,8 +495,12 @@ static void test_search(void) {
     /* Read-only maps search the same. */
     CHECK_OK(nczmap_close(map, 0));
     map = reopen(path, 0);
-    check_search(map, "/", "/.nczarr", "/B", "/_x", "/data1", "/deep",
-                 "/meta1", "/meta1-", "/meta2");
+    if (underscore)
+        check_search(map, "/", "/.nczarr", "/B", "/_x", "/data1", "/deep",
+                     "/meta1", "/meta1-", "/meta2");
+    else
+        check_search(map, "/", "/.nczarr", "/B", "/data1", "/deep", "/meta1",
+                     "/meta1-", "/meta2");
     check_search(map, "meta2/", "meta2/.nczvar");
     CHECK_OK(nczmap_close(map, 1));
 

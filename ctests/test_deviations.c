@@ -1,6 +1,6 @@
 /* Deviations from netCDF-C 2020 (README) not proven elsewhere:
  *
- * - NCZM_NC4 is not built (NC_ENOTBUILT for create and open); NCZM_DEFAULT
+ * - NCZM_NC4 without libnetcdf: NC_ENOTBUILT for create and open; NCZM_DEFAULT
  *   is NCZM_GNZ; NCZM_UNDEF is the in-memory backend;
  * - map->url is the path or URL exactly as given;
  * - keys are never looked up on the host file system: /tmp, /usr,
@@ -25,10 +25,12 @@ static void backends(const char *backend) {
     char path[4200];
     zt_dataset(backend, "dev-nc4", path, sizeof path);
     NCZMAP *map = NULL;
-    CHECK_CODE(nczmap_create(NCZM_NC4, path, NC_CLOBBER, 0, NULL, &map), NC_ENOTBUILT);
-    CHECK(map == NULL);
-    CHECK_CODE(nczmap_open(NCZM_NC4, path, NC_NOWRITE, 0, NULL, &map), NC_ENOTBUILT);
-    CHECK(map == NULL);
+    if (!zt_nc4_built()) {
+        CHECK_CODE(nczmap_create(NCZM_NC4, path, NC_CLOBBER, 0, NULL, &map), NC_ENOTBUILT);
+        CHECK(map == NULL);
+        CHECK_CODE(nczmap_open(NCZM_NC4, path, NC_NOWRITE, 0, NULL, &map), NC_ENOTBUILT);
+        CHECK(map == NULL);
+    }
     CHECK(NCZM_DEFAULT == NCZM_GNZ);
     CHECK(NCZM_UNDEF == NCZM_MEM);
     char mem[256];
@@ -122,13 +124,22 @@ static void create_parents(NCZM_IMPL impl) {
     }
 }
 
+/* True if `sym` lies in the same loaded object as libzmap's own functions
+ * (libnetcdf, which an NC4 build links, exports some of 2020's names itself). */
+static int in_libzmap(void *sym) {
+    Dl_info ours, theirs;
+    if (sym == NULL) return 0;
+    if (!dladdr((void *)&nczmap_create, &ours) || !dladdr(sym, &theirs)) return 1;
+    return ours.dli_fbase == theirs.dli_fbase;
+}
+
 static void exports(void) {
     const char *not_exported[] = {"zmap_nzf", "zmap_nz4", "zmap_s3sdk", "zfilesearch",
                                   "znc4search"};
     for (size_t i = 0; i < sizeof not_exported / sizeof *not_exported; i++) {
         void *sym = dlsym(RTLD_DEFAULT, not_exported[i]);
-        if (sym != NULL) fprintf(stderr, "  %s is exported\n", not_exported[i]);
-        CHECK(sym == NULL);
+        if (in_libzmap(sym)) fprintf(stderr, "  %s is exported\n", not_exported[i]);
+        CHECK(!in_libzmap(sym));
     }
     /* the lookup works: the link name, and the 2020 name as its hidden version */
     CHECK(dlsym(RTLD_DEFAULT, "zmap_nczmap_create") != NULL);

@@ -3,7 +3,7 @@
  * them back and searches while the others write. Every byte is checked
  * after the threads are joined, and again after close and reopen.
  */
-// zmap-test-backends: mem file gnz s3
+// zmap-test-backends: mem file gnz zip s3 nc4
 // zmap-test-link: pthread
 #include "harness.h"
 

@@ -2,10 +2,11 @@
  *
  *   quickstart [DIR]      (DIR defaults to ./quickstart-data)
  *
- * For each backend (mem, file, gnz; one that gives NC_ENOTBUILT is skipped)
+ * For each backend (mem, file, gnz, nc4; one that gives NC_ENOTBUILT is skipped)
  * it creates a dataset holding a group with one 4x4 float32 array in two
  * chunks, closes it, opens it again read-only, prints its keys as a tree with
- * sizes, reads everything back and checks it. The file and gnz datasets stay
+ * sizes, reads everything back and checks it. The file, gnz and nc4 (a
+ * netCDF-4 file: try `ncdump DIR/quickstart.nc`) datasets stay
  * in DIR for a look; the in-memory one is deleted. On any error it prints
  * nczmap_strerror's message and exits 1.
  */
@@ -194,7 +195,7 @@ static int run_backend(const struct backend *be, const char *dir) {
         snprintf(location, sizeof location, "mem://quickstart");
     else
         snprintf(location, sizeof location, "%s/quickstart.%s", dir,
-                 be->impl == NCZM_FILE ? "nzf" : be->name);
+                 be->impl == NCZM_FILE ? "nzf" : be->impl == NCZM_NC4 ? "nc" : be->name);
 
     int status = write_dataset(be, location);
     if (status == NC_ENOTBUILT) {
@@ -231,6 +232,7 @@ int main(int argc, char **argv) {
         {"mem", NCZM_MEM},
         {"file", NCZM_FILE},
         {"gnz", NCZM_GNZ},
+        {"nc4", NCZM_NC4},
     };
     const char *dir = argc > 1 ? argv[1] : "./quickstart-data";
     int done = 0, skipped = 0;

@@ -192,7 +192,8 @@ typedef enum NCZM_IMPL {
    */
   NCZM_S3 = 1,
   /**
-   * A netCDF-4 file (not built: `NC_ENOTBUILT`).
+   * One netCDF-4 file in netCDF-C 2020's layout (a group per key segment);
+   * `NC_ENOTBUILT` unless libzmap was built with libnetcdf.
    */
   NCZM_NC4 = 2,
   /**
@@ -226,6 +227,11 @@ typedef enum NCZM_IMPL {
    * One GNZ container file.
    */
   NCZM_GNZ = 4,
+  /**
+   * One ZIP archive: netCDF's NCZarr zip layout or zarr's ZipStore / OME-Zarr
+   * `.ozx` layout (keys at the archive root). Appended after `NCZM_GNZ`: 5.
+   */
+  NCZM_ZIP = 5,
 } NCZM_IMPL;
 
 /**
@@ -510,6 +516,9 @@ int nczmap_open(NCZM_IMPL impl_, const char *path, int mode, size64_t flags, voi
  * With `deleteit` non-zero the dataset is deleted (and nothing outside it;
  * FILE refuses a directory that is no dataset with `NC_EPERM`, see
  * `NCZM_FILE`); otherwise everything written is made durable first. NULL: `NC_NOERR`.
+ * GNZ deletes the file the map opened (a symbolic link's target, resolved
+ * at open) only while its path still names that file: renamed away or
+ * replaced, nothing is deleted and the answer is `NC_EEMPTY`.
  * A handle that is not open gives `NC_EBADID`.
  *
  * A closed handle gives `NC_EBADID` from every function (through

@@ -76,7 +76,7 @@ env -u ZMAP_TEST_S3_URL "$bench" --dir "$disk_dir" --runs "$runs" --title "disk 
     >"$results/disk.md"
 echo "== scaling: $scaling on $tmpfs_dir" >&2
 env -u ZMAP_TEST_S3_URL "$bench" --dir "$tmpfs_dir" --scaling "$scaling" --scaling-runs 3 \
-    --backends floor,mem,file,gnz,netcdf --title "Scaling (tmpfs, $tmpfs_dir)" >"$results/scaling.md"
+    --backends floor,mem,file,gnz,zip,netcdf --title "Scaling (tmpfs, $tmpfs_dir)" >"$results/scaling.md"
 : >"$results/s3.md"
 if [ "$s3_n" != 0 ] && [ -f scripts/seaweedfs.sh ]; then
     echo "== S3: SeaweedFS on 127.0.0.1, $s3_n objects" >&2

@@ -36,6 +36,8 @@ need_cmd valgrind valgrind
 need_cmd readelf binutils
 need_file /usr/include/netcdf.h libnetcdf-dev
 need_cmd ncdump netcdf-bin
+need_cmd zip zip
+need_cmd unzip unzip
 # Python's netCDF4 module, for the netCDF bridge's test (ctests/netcdf/bridge.sh).
 /usr/bin/python3 -c 'import netCDF4' >/dev/null 2>&1 || missing_debs+=(python3-netcdf4)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check of the project and fails if any fails:
-#   setup, cargo fmt --check, cargo clippy (-D warnings), cargo test,
+#   setup, cargo fmt --check, cargo clippy (-D warnings), cargo test (with the
+#   nc4 feature when libnetcdf is installed),
 #   CMake configure + build (Release, in build/), ctest (C tests on every
 #   backend, their valgrind copies, header checks, the install/consumer test).
 # Every step runs even after a failure (except ctest without a build), and a
@@ -56,9 +57,16 @@ if ! step setup bash scripts/setup.sh; then
 fi
 # The S3 tests (Rust and C) use a private SeaweedFS on 127.0.0.1, stopped on exit.
 source scripts/seaweedfs.sh && step seaweedfs s3_start && trap s3_stop EXIT
+# NCZM_NC4 is built and tested wherever libnetcdf is (setup installs it).
+nc4_features=()
+nc4_cmake=()
+if pkg-config --exists netcdf 2>/dev/null; then
+    nc4_features=(--features nc4)
+    nc4_cmake=(-DZMAP_WITH_NC4=ON)
+fi
 step "cargo fmt" cargo fmt --check
-step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-step "cargo test" cargo test --workspace
+step "cargo clippy" cargo clippy --workspace --all-targets "${nc4_features[@]}" -- -D warnings
+step "cargo test" cargo test --workspace "${nc4_features[@]}"
 step interop bash scripts/interop.sh
 step "gnz interop" bash scripts/gnz_interop.sh
 step "gnz fuzz" bash scripts/gnz_fuzz.sh 60
@@ -67,7 +75,7 @@ built=0
 # a second, release build of every dependency would double the run's time.
 # Users and scripts/bench.sh build the release library (CMake's default).
 if step "cmake configure" cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
-    -DZMAP_CARGO_PROFILE=dev "-DZMAP_CARGO_TARGET_DIR=$PWD/target"; then
+    -DZMAP_CARGO_PROFILE=dev "-DZMAP_CARGO_TARGET_DIR=$PWD/target" "${nc4_cmake[@]}"; then
     step "cmake build" cmake --build "$build_dir" -j "$jobs" && built=1
 else
     skip "cmake build" "configure failed"

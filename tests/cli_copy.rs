@@ -407,3 +407,49 @@ fn file_to_gnz_and_back() {
     ok(&["cp", s(&gnz), s(&back2)]);
     assert_eq!(tree(&back2), tree(&src));
 }
+
+/// Two trees hold the same keys and contents (keys shown when not).
+fn same_tree(a: &Path, b: &Path) {
+    let (ta, tb) = (tree(a), tree(b));
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    assert!(ta == tb, "contents differ");
+}
+
+/// The entry names of a ZIP archive, in directory order.
+fn zip_names(path: &Path) -> Vec<String> {
+    let archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    archive.file_names().map(str::to_string).collect()
+}
+
+#[test]
+fn zip_to_and_from_every_local_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    zarr_like(&src, 30, 5000);
+    // FILE -> ZIP (guessed from .zip: keys at the root), verified.
+    let zip = dir.path().join("copy.zip");
+    ok(&["cp", "-j", "4", s(&src), s(&zip)]);
+    ok(&["verify", s(&zip)]);
+    assert!(zip_names(&zip).iter().all(|n| !n.starts_with("copy/")));
+    // ZIP -> GNZ -> ZIP in netCDF's layout (the URL netCDF uses) -> FILE.
+    let gnz = dir.path().join("copy.gnz");
+    ok(&["cp", s(&zip), s(&gnz)]);
+    let nc = dir.path().join("nc.zip");
+    let nc_url = format!("file://{}#mode=nczarr,zip", s(&nc));
+    ok(&["cp", s(&gnz), &nc_url]);
+    let names = zip_names(&nc);
+    assert_eq!(names[0], "nc/");
+    assert!(names.iter().all(|n| n.starts_with("nc/")));
+    let back = dir.path().join("back");
+    ok(&["cp", s(&nc), s(&back)]);
+    same_tree(&back, &src);
+    // .ozx is ZIP too; ZIP -> ZIP replaces an existing ZIP dataset.
+    let ozx = dir.path().join("image.ozx");
+    ok(&["cp", s(&nc), s(&ozx)]);
+    ok(&["cp", s(&src), s(&ozx)]);
+    let back2 = dir.path().join("back2");
+    ok(&["cp", s(&ozx), s(&back2)]);
+    same_tree(&back2, &src);
+    // ZIP -> memory (in the CLI's process) succeeds.
+    ok(&["cp", s(&zip), "mem://zipcopy"]);
+}

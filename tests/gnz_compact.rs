@@ -270,6 +270,10 @@ fn compact_crash_child() {
 
 #[test]
 fn a_crash_in_the_middle_of_compaction_loses_nothing() {
+    assert!(
+        fault::enabled(),
+        "crash points need a test build (debug, fault-injection)"
+    );
     let (_dir, path) = temp_gnz("crash");
     let (_dir2, reference) = temp_gnz("reference");
     let want = holey_workload(&reference);

@@ -107,8 +107,8 @@ fn scratch_path() -> PathBuf {
     dir.join(format!("zmap-fuzz-{}.gnz", std::process::id()))
 }
 
-fn key(k: &str) -> Key {
-    Key::parse(k.as_bytes()).expect("a key the library listed")
+fn key(k: &str) -> Key<'static> {
+    Key::parse(k.as_bytes()).expect("a key the library listed").into_owned()
 }
 
 /// Every object of a map: key -> content.

@@ -37,8 +37,8 @@ const KEYS: [&str; 8] = [
 
 fuzz_target!(|data: &[u8]| run(data));
 
-fn key(k: &str) -> Key {
-    Key::parse(k.as_bytes()).expect("a valid key")
+fn key(k: &str) -> Key<'static> {
+    Key::parse(k.as_bytes()).expect("a valid key").into_owned()
 }
 
 fn scratch_path() -> PathBuf {

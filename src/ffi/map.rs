@@ -38,7 +38,8 @@ pub enum NCZM_IMPL {
     NCZM_UNDEF = 0,
     /// An S3-compatible object store.
     NCZM_S3 = 1,
-    /// A netCDF-4 file (not built: `NC_ENOTBUILT`).
+    /// One netCDF-4 file in netCDF-C 2020's layout (a group per key segment);
+    /// `NC_ENOTBUILT` unless libzmap was built with libnetcdf.
     NCZM_NC4 = 2,
     /// A directory tree: one directory per intermediate key, one regular
     /// file per object. Anything else at a key (a FIFO, socket, device or
@@ -67,6 +68,9 @@ pub enum NCZM_IMPL {
     NCZM_FILE = 3,
     /// One GNZ container file.
     NCZM_GNZ = 4,
+    /// One ZIP archive: netCDF's NCZarr zip layout or zarr's ZipStore / OME-Zarr
+    /// `.ozx` layout (keys at the archive root). Appended after `NCZM_GNZ`: 5.
+    NCZM_ZIP = 5,
 }
 
 /// `NCZM_IMPL` as it crosses the boundary: an `int`, so that any value a C
@@ -213,7 +217,11 @@ pub(crate) fn with_map(map: *mut NCZMAP, op: impl FnOnce(&Map) -> Result<()>) ->
 }
 
 /// Parses a key argument: NULL and `""` are `NC_EINVAL`; `/` is the root.
-pub(crate) unsafe fn object_key(key: *const c_char) -> Result<Key> {
+/// The key borrows the caller's string: it lives for the call only.
+///
+/// # Safety
+/// As for `c_bytes`: `key` outlives `'a`.
+pub(crate) unsafe fn object_key<'a>(key: *const c_char) -> Result<Key<'a>> {
     let bytes = required_bytes(key, "NULL key")?;
     if bytes.is_empty() {
         return Err(Error::Invalid("empty key"));
@@ -318,6 +326,9 @@ pub unsafe extern "C" fn nczmap_open(
 /// With `deleteit` non-zero the dataset is deleted (and nothing outside it;
 /// FILE refuses a directory that is no dataset with `NC_EPERM`, see
 /// `NCZM_FILE`); otherwise everything written is made durable first. NULL: `NC_NOERR`.
+/// GNZ deletes the file the map opened (a symbolic link's target, resolved
+/// at open) only while its path still names that file: renamed away or
+/// replaced, nothing is deleted and the answer is `NC_EEMPTY`.
 /// A handle that is not open gives `NC_EBADID`.
 ///
 /// A closed handle gives `NC_EBADID` from every function (through

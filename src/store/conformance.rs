@@ -58,6 +58,22 @@ pub(crate) fn fresh_path_fallback() -> Fixture {
     fresh_path()
 }
 
+/// A not-yet-existing `dataset.zip` in a fresh temporary directory (ZIP:
+/// keys at the archive root).
+pub(crate) fn fresh_zip() -> Fixture {
+    let mut fixture = fresh_path();
+    fixture.location.push_str(".zip");
+    fixture
+}
+
+/// Like `fresh_zip`, as netCDF names it (`file://...#mode=nczarr,zip`):
+/// netCDF's layout, the dataset in the archive's directory `dataset/`.
+pub(crate) fn fresh_zip_netcdf() -> Fixture {
+    let mut fixture = fresh_zip();
+    fixture.location = format!("file://{}#mode=nczarr,zip", fixture.location);
+    fixture
+}
+
 /// A dataset name no other test uses (the in-memory table is process-wide).
 pub(crate) fn memory_name() -> Fixture {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -142,7 +158,7 @@ macro_rules! backend_suite {
 
 // ---- helpers ---------------------------------------------------------------
 
-fn key(k: &str) -> Key {
+fn key(k: &str) -> Key<'_> {
     Key::parse(k.as_bytes()).expect("valid key")
 }
 
@@ -833,5 +849,9 @@ backend_suite!(memory, Impl::Memory, memory_name);
 backend_suite!(file, Impl::File, fresh_path);
 backend_suite!(file_fallback, Impl::File, fresh_path_fallback);
 backend_suite!(gnz, Impl::Gnz, fresh_path);
+backend_suite!(zip, Impl::Zip, fresh_zip);
+backend_suite!(zip_netcdf, Impl::Zip, fresh_zip_netcdf);
 #[cfg(feature = "s3")]
 backend_suite!(s3, Impl::S3, crate::store::s3::conformance_fixture);
+#[cfg(feature = "nc4")]
+backend_suite!(nc4, Impl::Nc4, fresh_path);

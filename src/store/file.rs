@@ -21,6 +21,12 @@
 //! intermediate links: through a link leading out of the dataset it may
 //! report a size, but no byte is ever read or written there.
 //!
+//! `define` of a new key creates its file `O_CREAT | O_EXCL | O_NOFOLLOW`
+//! (a regular file this map made, nothing else) open for writing and keeps
+//! that one descriptor for the write of the same key that follows (NCZarr's
+//! create): that write checks with one `fstat` that the file still has a
+//! name and writes, without resolving the key again (`Defined`).
+//!
 //! `close(delete)` removes the directory held open, found by its fd, and
 //! only a dataset (a marker at its top, or created by this map): never
 //! whatever has its name now, never a plain directory.
@@ -34,6 +40,7 @@
 use std::ffi::{CStr, CString, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, CWD};
@@ -115,6 +122,20 @@ pub struct FileStore {
     created: bool,
     /// Something changed since the last successful sync.
     dirty: AtomicBool,
+    /// The object the last `define` created, still open for writing.
+    defined: Mutex<Option<Defined>>,
+}
+
+/// A new object `define` created (`O_CREAT | O_EXCL | O_NOFOLLOW`: a regular
+/// file this map made, nothing else), kept open for writing: NCZarr defines
+/// a key and writes it next, and that write is then one `fstat` and the
+/// `pwrite`, with no lookup and no second open. Only the last define is kept
+/// (one descriptor); a define of another key, a `remove` of this one, the
+/// write that uses it, and close drop it.
+struct Defined {
+    /// The key, relative to the root.
+    rel: String,
+    fd: OwnedFd,
 }
 
 /// Objects are opened `O_NONBLOCK` so that a FIFO planted at a key cannot
@@ -308,6 +329,7 @@ impl FileStore {
             writable: options.writable,
             created: options.create,
             dirty: AtomicBool::new(options.create),
+            defined: Mutex::new(None),
         };
         if options.create {
             store.claim(options.noclobber)?;
@@ -456,17 +478,18 @@ impl FileStore {
 
     /// Opens the object at `key` with `access` (`None`: only to check it is
     /// an object), creating it (and its intermediate directories) when
-    /// missing; says whether this call created it. One `open` for a new
-    /// object whose parents exist; an existing one goes through
-    /// `open_existing`: a new object must be known as new, so a failed
-    /// first write can take it back.
-    fn open_creating(&self, key: &Key, access: Option<OFlags>) -> Result<(OwnedFd, bool)> {
+    /// missing, then opened with `new_access`; says whether this call
+    /// created it. One `open` for a new object whose parents exist; an
+    /// existing one goes through `open_existing`: a new object must be known
+    /// as new, so a failed first write can take it back.
+    fn open_creating(
+        &self,
+        key: &Key,
+        access: Option<OFlags>,
+        new_access: OFlags,
+    ) -> Result<(OwnedFd, bool)> {
         // NONBLOCK: harmless on the regular file O_EXCL creates.
-        let new = access.unwrap_or(OFlags::RDONLY)
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CREATE
-            | OFlags::EXCL;
+        let new = new_access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CREATE | OFlags::EXCL;
         let mode = Mode::from_raw_mode(FILE_MODE);
         if access.is_some() {
             // Writes mostly meet existing objects (NCZarr defines, then
@@ -538,6 +561,39 @@ impl FileStore {
 
     fn touch(&self) {
         self.dirty.store(true, Ordering::Release);
+    }
+
+    /// The cache of the last define. Its state is valid at every instant,
+    /// so a panic elsewhere while it was held does not make it unusable.
+    fn defined(&self) -> MutexGuard<'_, Option<Defined>> {
+        self.defined.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The descriptor the last `define` of `key` created, taken out of the
+    /// cache, if that file still has a name (`st_nlink > 0`). A file that
+    /// was unlinked, or renamed over, since then (by `remove`, or by another
+    /// process) is dropped: the caller then resolves the key afresh, as if
+    /// nothing had been cached, and never writes into the orphan.
+    fn take_defined(&self, key: &Key) -> Option<OwnedFd> {
+        let fd = {
+            let mut defined = self.defined();
+            match defined.as_ref() {
+                Some(d) if d.rel == key.relative() => defined.take()?.fd,
+                _ => return None,
+            }
+        };
+        match rfs::fstat(&fd) {
+            Ok(st) if st.st_nlink > 0 => Some(fd),
+            _ => None,
+        }
+    }
+
+    /// Drops the cached define of `key`, if any.
+    fn forget_defined(&self, key: &Key) {
+        let mut defined = self.defined();
+        if defined.as_ref().is_some_and(|d| d.rel == key.relative()) {
+            *defined = None;
+        }
     }
 
     fn sync(&self) -> Result<()> {
@@ -620,8 +676,16 @@ impl Store for FileStore {
 
     fn define(&self, key: &Key) -> Result<()> {
         // An existing object is only checked: neither opened for reading or
-        // writing, nor truncated or touched.
-        let result = self.open_creating(key, None).map(|_| ());
+        // writing, nor truncated or touched. A new one is created open for
+        // writing and kept for the write of the same key that follows.
+        let result = self
+            .open_creating(key, None, OFlags::WRONLY)
+            .map(|(fd, created)| {
+                if created {
+                    let rel = key.relative().to_owned();
+                    *self.defined() = Some(Defined { rel, fd });
+                }
+            });
         self.touch();
         result
     }
@@ -657,8 +721,15 @@ impl Store for FileStore {
     }
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
+        if let Some(fd) = self.take_defined(key) {
+            // The regular file define created: written like any existing
+            // object (a failure leaves it, as define made it, in place).
+            let result = Self::write_all_at(fd.as_fd(), start, data);
+            self.touch();
+            return result;
+        }
         let result = self
-            .open_creating(key, Some(OFlags::WRONLY))
+            .open_creating(key, Some(OFlags::WRONLY), OFlags::WRONLY)
             .and_then(|(fd, created)| {
                 let written = Self::write_all_at(fd.as_fd(), start, data);
                 if written.is_err() && created {
@@ -704,6 +775,7 @@ impl Store for FileStore {
     }
 
     fn remove(&self, key: &Key) -> Result<()> {
+        self.forget_defined(key);
         let (parent, name) = split_rel(key.relative());
         let result = self.with_dir(parent, |dir| {
             match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -739,6 +811,7 @@ impl Store for FileStore {
     }
 
     fn close(self: Box<Self>, delete: bool) -> Result<()> {
+        *self.defined() = None;
         if delete {
             self.delete()
         } else if self.writable {
@@ -761,7 +834,7 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn key(k: &str) -> Key {
+    fn key(k: &str) -> Key<'_> {
         Key::parse(k.as_bytes()).unwrap()
     }
 
@@ -1136,6 +1209,203 @@ mod tests {
         map.close(true).unwrap();
         assert!(!b.exists());
         std::env::set_current_dir(cwd).unwrap();
+    }
+
+    fn writable_store(ds: &Path) -> FileStore {
+        let opts = OpenOptions {
+            create: true,
+            noclobber: false,
+            writable: true,
+        };
+        FileStore::open(&loc(ds), opts).unwrap()
+    }
+
+    fn cached(store: &FileStore) -> Option<String> {
+        store.defined().as_ref().map(|d| d.rel.clone())
+    }
+
+    /// What the define cache holds when: only a new object define made, until
+    /// the write of its key, a define of another key, its remove, or close.
+    #[test]
+    fn define_keeps_only_the_new_object_until_its_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = writable_store(&tmp.path().join("ds"));
+        store.define(&key("/g/a")).unwrap();
+        assert_eq!(cached(&store).as_deref(), Some("g/a"));
+        // Other keys' operations leave it.
+        store.write_at(&key("/g/b"), 0, b"b").unwrap();
+        let mut one = [0u8; 1];
+        store.read_at(&key("/g/b"), 0, &mut one).unwrap();
+        assert_eq!(store.len(&key("/g/a")).unwrap(), 0);
+        assert_eq!(cached(&store).as_deref(), Some("g/a"));
+        // Its write uses it up.
+        store.write_at(&key("/g/a"), 2, b"xy").unwrap();
+        assert_eq!(cached(&store), None);
+        let mut buf = [9u8; 4];
+        store.read_at(&key("/g/a"), 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"\0\0xy");
+        // A define of an existing object keeps nothing.
+        store.define(&key("/g/a")).unwrap();
+        assert_eq!(cached(&store), None);
+        // Only the last define is kept.
+        store.define(&key("/g/c")).unwrap();
+        store.define(&key("/g/d")).unwrap();
+        assert_eq!(cached(&store).as_deref(), Some("g/d"));
+        store.write_at(&key("/g/c"), 0, b"c").unwrap();
+        assert_eq!(cached(&store).as_deref(), Some("g/d"));
+        // remove of another key keeps it, of its key drops it.
+        store.remove(&key("/g/c")).unwrap();
+        assert_eq!(cached(&store).as_deref(), Some("g/d"));
+        store.remove(&key("/g/d")).unwrap();
+        assert_eq!(cached(&store), None);
+        Box::new(store).close(true).unwrap();
+    }
+
+    /// define, remove, write: the write makes a new object (never writes
+    /// into the removed file), and remove pruned nothing still needed.
+    #[test]
+    fn define_remove_write_makes_a_new_object() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ds = tmp.path().join("ds");
+        let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+        map.define(&key("/a/b/obj")).unwrap();
+        map.remove(&key("/a/b/obj")).unwrap();
+        assert!(matches!(map.len(&key("/a/b/obj")), Err(Error::Empty)));
+        map.write(&key("/a/b/obj"), 0, b"new").unwrap();
+        assert_eq!(fs::read(ds.join("a/b/obj")).unwrap(), b"new");
+        map.close(false).unwrap();
+    }
+
+    /// Another process unlinks or replaces the file between define and
+    /// write: the cached descriptor is used only while the file still has a
+    /// name; else the key is resolved afresh, as without the cache. Nothing
+    /// is ever written into what replaced it.
+    #[test]
+    fn define_then_external_replacement_then_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, b"secret").unwrap();
+        for fallback in [false, true] {
+            let ds = tmp.path().join(format!("ds{fallback}"));
+            FORCE_FALLBACK.with(|f| f.set(fallback));
+            let map = Map::create(Impl::File, &loc(&ds), 0, 0).unwrap();
+            FORCE_FALLBACK.with(|f| f.set(false));
+            let fifo = |path: &Path| {
+                rfs::mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap()
+            };
+            let is_fifo = |path: &Path| {
+                use std::os::unix::fs::FileTypeExt;
+                fs::symlink_metadata(path).unwrap().file_type().is_fifo()
+            };
+
+            // Unlinked: the write makes the object anew.
+            map.define(&key("/g/unlinked")).unwrap();
+            fs::remove_file(ds.join("g/unlinked")).unwrap();
+            map.write(&key("/g/unlinked"), 0, b"data").unwrap();
+            assert_eq!(fs::read(ds.join("g/unlinked")).unwrap(), b"data");
+
+            // Unlinked and a FIFO made there (a reader attached, so a
+            // write-open would deliver): refused, nothing written.
+            map.define(&key("/g/fifo")).unwrap();
+            fs::remove_file(ds.join("g/fifo")).unwrap();
+            fifo(&ds.join("g/fifo"));
+            let reader = rfs::open(
+                ds.join("g/fifo"),
+                OFlags::RDONLY | OFlags::NONBLOCK,
+                Mode::empty(),
+            )
+            .unwrap();
+            assert!(matches!(
+                map.write(&key("/g/fifo"), 0, b"pwned!"),
+                Err(Error::Invalid(_))
+            ));
+            let mut got = [0u8; 8];
+            assert!(!matches!(rustix::io::read(&reader, &mut got), Ok(n) if n > 0));
+            assert!(is_fifo(&ds.join("g/fifo")));
+
+            // A FIFO renamed over it: refused.
+            map.define(&key("/g/renamed")).unwrap();
+            fifo(&ds.join("g/tmp"));
+            fs::rename(ds.join("g/tmp"), ds.join("g/renamed")).unwrap();
+            assert!(matches!(
+                map.write(&key("/g/renamed"), 0, b"pwned!"),
+                Err(Error::Invalid(_))
+            ));
+            assert!(is_fifo(&ds.join("g/renamed")));
+
+            // A link out of the dataset in its place: refused, target kept.
+            map.define(&key("/g/link")).unwrap();
+            fs::remove_file(ds.join("g/link")).unwrap();
+            symlink(&outside, ds.join("g/link")).unwrap();
+            assert!(matches!(
+                map.write(&key("/g/link"), 0, b"pwned!"),
+                Err(Error::Invalid(_))
+            ));
+            assert_eq!(fs::read(&outside).unwrap(), b"secret");
+
+            // Another regular file in its place: written as the key's object.
+            map.define(&key("/g/swapped")).unwrap();
+            fs::remove_file(ds.join("g/swapped")).unwrap();
+            fs::write(ds.join("g/swapped"), b"theirs").unwrap();
+            map.write(&key("/g/swapped"), 0, b"ours").unwrap();
+            assert_eq!(fs::read(ds.join("g/swapped")).unwrap(), b"oursrs");
+
+            // The documented limit: the file define made, renamed away
+            // inside the dataset (it keeps a name) and a FIFO put at the
+            // key. The write goes into the file define made, under its new
+            // name; the FIFO is never opened.
+            map.define(&key("/g/moved")).unwrap();
+            fs::rename(ds.join("g/moved"), ds.join("g/elsewhere")).unwrap();
+            fifo(&ds.join("g/moved"));
+            map.write(&key("/g/moved"), 0, b"data").unwrap();
+            assert_eq!(fs::read(ds.join("g/elsewhere")).unwrap(), b"data");
+            assert!(is_fifo(&ds.join("g/moved")));
+            map.close(true).unwrap();
+        }
+        assert_eq!(fs::read(&outside).unwrap(), b"secret");
+    }
+
+    /// Threads defining and writing keys of their own and shared keys at
+    /// once: every object ends with what its last writer wrote, whichever
+    /// thread's define the cache held.
+    #[test]
+    fn define_then_write_from_many_threads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ds = tmp.path().join("ds");
+        let map = std::sync::Arc::new(Map::create(Impl::File, &loc(&ds), 0, 0).unwrap());
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let map = map.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let own = key(&format!("/t{t}/o{i}"));
+                        map.define(&own).unwrap();
+                        map.write(&own, 0, &[t, i as u8]).unwrap();
+                        let shared = key(&format!("/shared/s{}", i % 10));
+                        map.define(&shared).unwrap();
+                        map.write(&shared, 0, &[7, 7]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for t in 0..4u8 {
+            for i in 0..200 {
+                let mut buf = [0u8; 2];
+                map.read(&key(&format!("/t{t}/o{i}")), 0, &mut buf).unwrap();
+                assert_eq!(buf, [t, i as u8]);
+            }
+        }
+        for i in 0..10 {
+            assert_eq!(fs::read(ds.join(format!("shared/s{i}"))).unwrap(), [7, 7]);
+        }
+        std::sync::Arc::try_unwrap(map)
+            .ok()
+            .unwrap()
+            .close(true)
+            .unwrap();
     }
 
     #[test]

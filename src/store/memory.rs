@@ -70,7 +70,7 @@ impl MemoryStore {
 }
 
 /// Grows `object` to `len` bytes with zeros, reporting allocation failure.
-fn grow(object: &mut Vec<u8>, len: u64) -> Result<()> {
+pub(crate) fn grow(object: &mut Vec<u8>, len: u64) -> Result<()> {
     let len = usize::try_from(len).map_err(|_| Error::NoMem)?;
     if len > object.len() {
         object
@@ -84,7 +84,7 @@ fn grow(object: &mut Vec<u8>, len: u64) -> Result<()> {
 /// Writes `data` at `start`, zero-filling a gap; what lies past the end is
 /// appended straight from `data` (no zeros written first). Memory is had
 /// before anything changes.
-fn put(object: &mut Vec<u8>, start: u64, data: &[u8]) -> Result<()> {
+pub(crate) fn put(object: &mut Vec<u8>, start: u64, data: &[u8]) -> Result<()> {
     let start = usize::try_from(start).map_err(|_| Error::NoMem)?;
     let end = start.checked_add(data.len()).ok_or(Error::NoMem)?;
     let inside = object.len().saturating_sub(start).min(data.len());
@@ -113,9 +113,7 @@ impl Store for MemoryStore {
         if objects.contains(key.as_str()) {
             return Ok(());
         }
-        objects.check_leaf(key.as_str())?;
-        objects.insert(key.as_str(), Vec::new());
-        Ok(())
+        objects.insert_new(key.as_str(), Vec::new())
     }
 
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
@@ -134,12 +132,10 @@ impl Store for MemoryStore {
         if let Some(object) = objects.get_mut(key.as_str()) {
             return put(object, start, data);
         }
-        objects.check_leaf(key.as_str())?;
         // Allocated before it is linked: a failed write leaves no object.
         let mut object = Vec::new();
         put(&mut object, start, data)?;
-        objects.insert(key.as_str(), object);
-        Ok(())
+        objects.insert_new(key.as_str(), object)
     }
 
     fn children(&self, prefix: &Key) -> Result<Vec<String>> {

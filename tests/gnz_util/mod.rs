@@ -12,7 +12,7 @@ use zmap::{Impl, Key, Result};
 
 pub const ALIGNMENT: u64 = 4096;
 
-pub fn key(k: &str) -> Key {
+pub fn key(k: &str) -> Key<'_> {
     Key::parse(k.as_bytes()).unwrap()
 }
 

@@ -10,11 +10,14 @@
                                 writes: temperature = float32 0..15, 4x4
 
 zarr 2 writes format 2 (DirectoryStore); zarr 3 writes format 3 (LocalStore).
+A DIR ending in `.zip` is a ZipStore instead (stored entries; deflated ones
+when it ends in `.deflated.zip`).
 Exit status 0 when everything matched; otherwise the first difference is
 printed and the status is 1.
 """
 
 import sys
+import zipfile
 
 import numpy as np
 import zarr
@@ -67,7 +70,25 @@ def full_expected(dtype, shape, fill, region):
     return out
 
 
+def zip_store(path, mode):
+    """zarr's ZipStore over the archive `path` (closed by the caller)."""
+    compression = zipfile.ZIP_DEFLATED if path.endswith(".deflated.zip") else zipfile.ZIP_STORED
+    if ZARR3:
+        return zarr.storage.ZipStore(path, mode=mode, compression=compression)
+    return zarr.ZipStore(path, mode=mode, compression=compression)
+
+
+OPEN_STORES = []
+
+
 def open_group(path, mode):
+    if path.endswith(".zip"):
+        store = zip_store(path, mode)
+        OPEN_STORES.append(store)
+        if ZARR3:
+            return zarr.open_group(store=store, mode=mode,
+                                   **({} if mode == "r" else {"zarr_format": 3}))
+        return zarr.open_group(store=store, mode=mode)
     if ZARR3:
         store = zarr.storage.LocalStore(path, read_only=(mode == "r"))
         if mode == "r":
@@ -162,6 +183,8 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     {"write": write, "check": check, "quickstart": quickstart}[argv[1]](argv[2])
+    for store in OPEN_STORES:
+        store.close()
     return 0
 
 

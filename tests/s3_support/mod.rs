@@ -27,7 +27,7 @@ pub fn dataset(base: &str, name: &str) -> String {
     format!("{base}/{name}-{}-{n}", std::process::id())
 }
 
-pub fn key(k: &str) -> Key {
+pub fn key(k: &str) -> Key<'_> {
     Key::parse(k.as_bytes()).expect("valid key")
 }
 

@@ -45,7 +45,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 ];
 
 /// How dataset arguments name their backend.
-const DATASETS: &str = "DIR or file://DIR → FILE; PATH.gnz → GNZ; s3://BUCKET/ROOT or \
+const DATASETS: &str = "DIR or file://DIR → FILE; PATH.gnz → GNZ; PATH.nc or PATH.nz4 → NC4; PATH.zip or PATH.ozx → ZIP; s3://BUCKET/ROOT or \
                         http(s)://HOST:PORT/BUCKET/ROOT → S3; mem://NAME → memory (one process). \
                         A file: URL's #mode=nczarr,file or #mode=gnz fragment names the backend; \
                         --backend overrides the guess.";

@@ -187,7 +187,7 @@ fn prepare_resume(
     dmap: &Map,
     dst: &Target,
     objects: &[(Key, u64)],
-) -> Result<HashMap<Key, u64>, Failure> {
+) -> Result<HashMap<Key<'static>, u64>, Failure> {
     let present = dataset::objects(dmap, dst, &Key::root())?;
     let wanted: HashMap<&Key, u64> = objects.iter().map(|(k, l)| (k, *l)).collect();
     let complete = present.iter().any(|(key, _)| phase_of(key) == 2);
@@ -229,7 +229,7 @@ struct Job<'a> {
     src: &'a Target,
     dmap: &'a Map,
     dst: &'a Target,
-    existing: &'a HashMap<Key, u64>,
+    existing: &'a HashMap<Key<'static>, u64>,
     progress: &'a Progress,
 }
 

@@ -15,8 +15,10 @@ use crate::failure::{At, Failure};
 pub enum BackendArg {
     File,
     Gnz,
+    Zip,
     S3,
     Mem,
+    Nc4,
 }
 
 impl BackendArg {
@@ -24,8 +26,10 @@ impl BackendArg {
         match self {
             BackendArg::File => Impl::File,
             BackendArg::Gnz => Impl::Gnz,
+            BackendArg::Zip => Impl::Zip,
             BackendArg::S3 => Impl::S3,
             BackendArg::Mem => Impl::Memory,
+            BackendArg::Nc4 => Impl::Nc4,
         }
     }
 }
@@ -93,10 +97,10 @@ impl Target {
             .map_err(|e| self.dataset_error(e))
     }
 
-    /// The local file or directory behind a FILE or GNZ dataset.
+    /// The local file or directory behind a FILE, GNZ or ZIP dataset.
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
         match self.imp {
-            Impl::File | Impl::Gnz => location::file_path(&self.location).ok(),
+            Impl::File | Impl::Gnz | Impl::Nc4 | Impl::Zip => location::file_path(&self.location).ok(),
             _ => None,
         }
     }
@@ -130,19 +134,41 @@ fn guess(url: &str) -> Impl {
             }
             match location::file_path(url) {
                 Ok(path) if is_gnz_name(&path.to_string_lossy()) => Impl::Gnz,
+                Ok(path) if is_nc4_name(&path.to_string_lossy()) => Impl::Nc4,
+                Ok(path) if is_zip_name(&path.to_string_lossy()) => Impl::Zip,
                 _ => Impl::File,
             }
         }
         // A plain path keeps every byte ('#' included); other schemes are
         // handed to FILE, which rejects them with NC_EURL.
         _ if is_gnz_name(url) => Impl::Gnz,
+        _ if is_nc4_name(url) => Impl::Nc4,
+        _ if is_zip_name(url) => Impl::Zip,
         _ => Impl::File,
     }
 }
 
-fn is_gnz_name(path: &str) -> bool {
+/// True if `path` ends with `.ext` (any case) after a non-empty name.
+fn has_extension(path: &str, ext: &str) -> bool {
     let path = path.strip_suffix('/').unwrap_or(path);
-    path.len() > 4 && path.to_ascii_lowercase().ends_with(".gnz")
+    path.len() > ext.len() + 1
+        && path.is_char_boundary(path.len() - ext.len() - 1)
+        && path[path.len() - ext.len() - 1..].eq_ignore_ascii_case(&format!(".{ext}"))
+}
+
+fn is_gnz_name(path: &str) -> bool {
+    has_extension(path, "gnz")
+}
+
+/// ZIP archives: `.zip` (netCDF, zarr's ZipStore) and `.ozx` (OME-Zarr).
+fn is_zip_name(path: &str) -> bool {
+    has_extension(path, "zip") || has_extension(path, "ozx")
+}
+
+/// A netCDF-4 file: `.nc`, or `.nz4` (netCDF 2020's name for the backend).
+fn is_nc4_name(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    (lower.len() > 3 && lower.ends_with(".nc")) || (lower.len() > 4 && lower.ends_with(".nz4"))
 }
 
 /// A backend named in a `#mode=a,b,c` fragment, as netCDF's URLs carry it
@@ -155,6 +181,8 @@ fn fragment_mode(url: &str) -> Option<Impl> {
     mode.split(',').find_map(|word| match word {
         "file" | "nzf" => Some(Impl::File),
         "gnz" => Some(Impl::Gnz),
+        "nc4" | "nz4" => Some(Impl::Nc4),
+        "zip" => Some(Impl::Zip),
         "s3" => Some(Impl::S3),
         "mem" => Some(Impl::Memory),
         _ => None,
@@ -163,7 +191,7 @@ fn fragment_mode(url: &str) -> Option<Impl> {
 
 /// One key met by [`walk`]: an object with its length, or an intermediate key.
 pub struct Entry {
-    pub key: Key,
+    pub key: Key<'static>,
     pub len: Option<u64>,
 }
 
@@ -176,7 +204,7 @@ pub fn walk(
     visit: &mut dyn FnMut(&Entry) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let entry = Entry {
-        key: start.clone(),
+        key: start.clone().into_owned(),
         len: object_len(map, target, start)?,
     };
     visit(&entry)?;
@@ -221,7 +249,11 @@ pub fn object_len(map: &Map, target: &Target, key: &Key) -> Result<Option<u64>, 
 }
 
 /// Every object below `start` (or `start` itself), with its length.
-pub fn objects(map: &Map, target: &Target, start: &Key) -> Result<Vec<(Key, u64)>, Failure> {
+pub fn objects(
+    map: &Map,
+    target: &Target,
+    start: &Key,
+) -> Result<Vec<(Key<'static>, u64)>, Failure> {
     let mut found = Vec::new();
     walk(map, target, start, &mut |entry| {
         if let Some(len) = entry.len {
@@ -233,13 +265,17 @@ pub fn objects(map: &Map, target: &Target, start: &Key) -> Result<Vec<(Key, u64)
 }
 
 /// Parses a key argument; a rejected key is an NC error (`NC_EINVAL`).
-pub fn parse_key(target: &Target, raw: &str) -> Result<Key, Failure> {
-    Key::parse(raw.as_bytes()).at(format!("{target} {raw}"))
+pub fn parse_key(target: &Target, raw: &str) -> Result<Key<'static>, Failure> {
+    Key::parse(raw.as_bytes())
+        .map(Key::into_owned)
+        .at(format!("{target} {raw}"))
 }
 
 /// Like [`parse_key`], for arguments that must name an object.
-pub fn parse_object_key(target: &Target, raw: &str) -> Result<Key, Failure> {
-    Key::parse_object(raw.as_bytes()).at(format!("{target} {raw}"))
+pub fn parse_object_key(target: &Target, raw: &str) -> Result<Key<'static>, Failure> {
+    Key::parse_object(raw.as_bytes())
+        .map(Key::into_owned)
+        .at(format!("{target} {raw}"))
 }
 
 /// Whether a backend is compiled in: opening a dataset that cannot exist
@@ -247,9 +283,10 @@ pub fn parse_object_key(target: &Target, raw: &str) -> Result<Key, Failure> {
 pub fn is_built(imp: Impl) -> bool {
     let probe = match imp {
         Impl::Memory => return true,
-        Impl::Nc4 => return false,
+        Impl::Nc4 => "/nonexistent/zmap-backend-probe/dataset.nc",
         Impl::File => "/nonexistent/zmap-backend-probe/dataset",
         Impl::Gnz => "/nonexistent/zmap-backend-probe/dataset.gnz",
+        Impl::Zip => "/nonexistent/zmap-backend-probe/dataset.zip",
         // Malformed on purpose: a built S3 backend rejects it before any
         // network traffic.
         Impl::S3 => "s3://",
@@ -262,8 +299,10 @@ pub fn print_backends() -> Result<(), Failure> {
     for (name, imp) in [
         ("file", Impl::File),
         ("gnz", Impl::Gnz),
+        ("zip", Impl::Zip),
         ("s3", Impl::S3),
         ("mem", Impl::Memory),
+        ("nc4", Impl::Nc4),
     ] {
         let state = if is_built(imp) { "built" } else { "not-built" };
         writeln!(out, "{name} {state}").map_err(Failure::stdout)?;
@@ -294,6 +333,19 @@ mod tests {
             ("dir", Impl::File),
             (".gnz", Impl::File),
             ("/data/x.gnzz", Impl::File),
+            ("/data/x.nc", Impl::Nc4),
+            ("rel/x.NZ4", Impl::Nc4),
+            ("file:///data/x.nz4", Impl::Nc4),
+            ("file:///data/x#mode=nczarr,nz4", Impl::Nc4),
+            (".nc", Impl::File),
+            ("/data/x.ncx", Impl::File),
+            ("/data/x.zip", Impl::Zip),
+            ("rel/x.OZX", Impl::Zip),
+            ("file:///data/x.zip", Impl::Zip),
+            ("file:///data/x.zip#mode=nczarr,zip", Impl::Zip),
+            ("file:///data/x#mode=nczarr,zip", Impl::Zip),
+            (".zip", Impl::File),
+            ("/data/x.zipx", Impl::File),
         ] {
             assert_eq!(guess(url), imp, "{url}");
         }

@@ -2,9 +2,10 @@
 //!
 //! Every dataset argument is a path or URL that names its backend:
 //! `mem://NAME` → in-memory, `s3://bucket/root` and `http(s)://host[:port]/bucket/root`
-//! → S3, a path (or `file:` URL) ending in `.gnz` → GNZ, anything else (a
-//! directory, `file://…`) → FILE. A `file:` URL's `#mode=…` fragment may name
-//! the backend (`#mode=nczarr,file`, `#mode=gnz`), and `--backend` overrides
+//! → S3, a path (or `file:` URL) ending in `.gnz` → GNZ, in `.nc` or `.nz4` →
+//! NC4, in `.zip` or `.ozx` → ZIP, anything else (a directory, `file://…`) → FILE.
+//! A `file:` URL's `#mode=…` fragment may name the backend (`#mode=nczarr,file`,
+//! `#mode=gnz`, `#mode=nczarr,nz4`, `#mode=nczarr,zip`), and `--backend` overrides
 //! everything.
 //!
 //! Exit status: 0 success, 1 bad usage, 2 an NC error (its `strerror`
@@ -31,7 +32,7 @@ use failure::Failure;
 #[command(
     name = "zmap",
     version,
-    about = "Inspect, edit and copy zmap datasets (FILE directories, GNZ files, S3, memory)"
+    about = "Inspect, edit and copy zmap datasets (FILE directories, GNZ files, ZIP archives, netCDF-4 files, S3, memory)"
 )]
 struct Cli {
     /// Use this backend for every dataset argument instead of guessing it

@@ -85,18 +85,38 @@ fn bad(why: impl Into<String>) -> Error {
     Error::Format(why.into())
 }
 
-/// Reads `len` bytes at `offset`, after checking that they lie in the source.
-fn read_vec(source: &(impl Source + ?Sized), offset: u64, len: u64, size: u64) -> Result<Vec<u8>> {
+/// Header JSON is read in pieces of this size.
+const JSON_PIECE: usize = 1 << 20;
+
+/// Reads the `len` bytes of header JSON at `offset`, after checking that they
+/// lie in the source; `None` as soon as a piece holds a NUL byte, which JSON
+/// never does (it is not JSON). The work and the memory are bounded by the
+/// bytes the file really holds before such a byte, not by the length it
+/// claims: a length of 1 GiB over a hole of a sparse file ends after the
+/// first piece.
+fn read_json(
+    source: &(impl Source + ?Sized),
+    offset: u64,
+    len: u64,
+    size: u64,
+) -> Result<Option<Vec<u8>>> {
     match offset.checked_add(len) {
         Some(end) if end <= size => {}
         _ => return Err(bad("read past the end of the file")),
     }
     let len = usize::try_from(len).map_err(|_| bad("length too large"))?;
     let mut buf = Vec::new();
-    buf.try_reserve_exact(len).map_err(|_| Error::NoMem)?;
-    buf.resize(len, 0);
-    source.read_exact_at(&mut buf, offset)?;
-    Ok(buf)
+    while buf.len() < len {
+        let at = buf.len();
+        let n = (len - at).min(JSON_PIECE.max(at));
+        buf.try_reserve_exact(n).map_err(|_| Error::NoMem)?;
+        buf.resize(at + n, 0);
+        source.read_exact_at(&mut buf[at..], offset + at as u64)?;
+        if buf[at..].contains(&0) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(buf))
 }
 
 // ---- dtypes ------------------------------------------------------------------
@@ -1225,7 +1245,8 @@ fn read_primary(source: &(impl Source + ?Sized), size: u64) -> Result<Vec<u8>> {
     if PREFIX_LEN + len > size {
         return Err(bad("header length past the end of the file"));
     }
-    read_vec(source, PREFIX_LEN, len, size)
+    read_json(source, PREFIX_LEN, len, size)?
+        .ok_or_else(|| bad("header holds a NUL byte: not JSON"))
 }
 
 /// The commit record at the tail, if there is a valid one: its generation
@@ -1245,7 +1266,10 @@ fn read_record(source: &(impl Source + ?Sized), size: u64) -> Result<Option<(u64
     if len > MAX_HEADER_LEN || len > size - TRAILER_LEN {
         return Ok(None);
     }
-    let json = read_vec(source, size - TRAILER_LEN - len, len, size)?;
+    let Some(json) = read_json(source, size - TRAILER_LEN - len, len, size)? else {
+        // Not JSON: no commit, as if its CRC failed.
+        return Ok(None);
+    };
     let mut sum = crc32fast::Hasher::new();
     sum.update(&json);
     sum.update(&t[..24]);

@@ -8,6 +8,7 @@
 //! - `json`: header values kept as written (`metadata`, NaN included).
 //! - `stage`: small writes held in memory until the next commit.
 //! - `lock`: the advisory locks (one writer, tracked readers).
+//! - `place`: where the file is (held directory, name): delete by identity.
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
 //! - `writeback`: large writes start going to the device before the commit.
 //! - `index`: the objects by key (store::tree over a slab).
@@ -21,6 +22,7 @@ pub mod format;
 mod index;
 pub mod json;
 mod lock;
+mod place;
 pub mod space;
 mod stage;
 mod store;
@@ -40,11 +42,23 @@ pub fn open(location: &str, options: OpenOptions) -> Result<Box<dyn Store>> {
 
 /// Crash points for tests (DESIGN.md, "Fault points").
 ///
+/// Compiled in only with the cargo feature `fault-injection` *and* debug
+/// assertions (the dev and test profiles): `cargo test` turns the feature on
+/// (a dev-dependency of the crate on itself), the C crash test links a
+/// library built with it (CMakeLists.txt). Anywhere else — every release
+/// build, any build without the feature — `armed` is `false` and the
+/// environment is never read.
+///
 /// With `ZMAP_GNZ_FAULT=<point>` in the environment the process aborts when
 /// a commit reaches `<point>`; `mid-copy` and `mid-header` first write (and
 /// sync) half of the commit record or of the header, simulating a torn
 /// write. Unset, each check costs one environment lookup per commit.
 pub mod fault {
+    /// True if this build has the crash points.
+    pub fn enabled() -> bool {
+        cfg!(all(feature = "fault-injection", debug_assertions))
+    }
+
     /// The environment variable naming the crash point.
     pub const VAR: &str = "ZMAP_GNZ_FAULT";
 
@@ -60,8 +74,15 @@ pub mod fault {
     ];
 
     /// True if the crash point `name` is armed.
+    #[cfg(all(feature = "fault-injection", debug_assertions))]
     pub fn armed(name: &str) -> bool {
         std::env::var_os(VAR).is_some_and(|v| v == name)
+    }
+
+    /// Never: this build has no crash points.
+    #[cfg(not(all(feature = "fault-injection", debug_assertions)))]
+    pub fn armed(_name: &str) -> bool {
+        false
     }
 
     /// Aborts the process (no unwinding, no destructors, like a kill),

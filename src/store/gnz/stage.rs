@@ -81,6 +81,13 @@ impl Stage {
             return false;
         }
         let from = (at - s) as usize;
+        if from >= self.buf.len() {
+            // Past the staged bytes (the usual case): padding, then the
+            // data appended, each byte written once.
+            self.buf.resize(from, 0);
+            self.buf.extend_from_slice(data);
+            return true;
+        }
         let to = from + data.len();
         if self.buf.len() < to {
             self.buf.resize(to, 0);

@@ -16,6 +16,7 @@ use super::fault;
 use super::format::{self, ArrayOut, Loaded, Parsed, PREFIX_LEN};
 use super::index::{Index, Layout, Object};
 use super::lock;
+use super::place::Place;
 use super::space::{align_up, Space};
 use super::stage::{self, Stage};
 use super::writeback;
@@ -36,6 +37,10 @@ const MAX_SLACK: u64 = 64 << 20;
 /// Compaction: how many bytes it is worth copying to make the file one byte
 /// shorter (page-rounded), when it chooses between layouts.
 const SIZE_WEIGHT: u64 = 1024;
+/// A writable open refuses a file whose generation (`metadata.zmap.generation`,
+/// or the commit record's) is this or more: its commits could overflow the
+/// counter. Below it, 2^63 commits would be needed to get there.
+pub const MAX_WRITABLE_GENERATION: u64 = 1 << 63;
 /// Buffer size for copying and zero-filling.
 const CHUNK: u64 = 1 << 20;
 
@@ -109,7 +114,7 @@ fn grow_target(old: u64, new: u64) -> u64 {
 // ---- the index ---------------------------------------------------------------
 
 /// The key of an array name (gnz-format.md Part 2), if it has one.
-fn key_of(name: &str) -> Option<Key> {
+fn key_of(name: &str) -> Option<Key<'_>> {
     let key = Key::parse(name.as_bytes()).ok()?;
     let canonical = if name.starts_with('/') {
         key.as_str() == name
@@ -248,7 +253,8 @@ fn sync_parent_dir(path: &Path) -> Result<()> {
 
 /// One open GNZ file.
 pub struct GnzStore {
-    path: PathBuf,
+    /// Where the file is, for `close(map, 1)`.
+    place: Place,
     state: State,
 }
 
@@ -320,32 +326,39 @@ impl GnzStore {
         }
         if !options.writable {
             let file = open_file(&path, false)?;
+            let place = Place::of(&path)?;
             let reader = Reader::open(&path, file)?;
             return Ok(GnzStore {
-                path,
+                place,
                 state: State::Reader(reader),
             });
         }
         let file = open_file(&path, true)?;
+        let place = Place::of(&path)?;
         lock::lock_writer(&file)?;
         let loaded = format::load_with(&file, build)?;
-        GnzStore::from_loaded(path, file, loaded)
+        GnzStore::from_loaded(path, place, file, loaded)
     }
 
     /// A writer on a loaded file, or a reader when some arrays are not
     /// objects (the file is then read-only).
-    fn from_loaded(path: PathBuf, file: File, loaded: Loaded<Built>) -> Result<GnzStore> {
+    fn from_loaded(
+        path: PathBuf,
+        place: Place,
+        file: File,
+        loaded: Loaded<Built>,
+    ) -> Result<GnzStore> {
         if !loaded.header.skipped.is_empty() {
             lock::unlock_writer(&file)?;
             let reader = Reader::open(&path, file)?;
             return Ok(GnzStore {
-                path,
+                place,
                 state: State::Reader(reader),
             });
         }
         let writer = Writer::from_loaded(file, loaded)?;
         Ok(GnzStore {
-            path,
+            place,
             state: State::Writer(Box::new(RwLock::new(writer))),
         })
     }
@@ -367,9 +380,17 @@ impl GnzStore {
             .open(&path)
         {
             Ok(f) => (f, true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open_file(&path, true)?, false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match open_file_io(&path, true) {
+                Ok(f) => (f, false),
+                // Something at the name that leads nowhere: a dangling
+                // symbolic link (or a file removed in between). Nothing is
+                // created where a link points.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::Exists),
+                Err(e) => return Err(e.into()),
+            },
             Err(e) => return Err(e.into()),
         };
+        let place = Place::of(&path)?;
         lock::lock_writer(&file)?;
         if file.metadata()?.len() == 0 {
             let writer = Writer::fresh(file)?;
@@ -377,35 +398,21 @@ impl GnzStore {
                 sync_parent_dir(&path)?;
             }
             return Ok(GnzStore {
-                path,
+                place,
                 state: State::Writer(Box::new(RwLock::new(writer))),
             });
         }
+        // What this library cannot fully parse (another format, a GNZ file
+        // of a later version or with dtypes it does not know, a damaged
+        // one) is not its dataset: refused in either mode, touching nothing.
+        // Its own files always parse, crashes included (DESIGN.md).
         let loaded = match format::load_with(&file, build) {
             Ok(loaded) => loaded,
-            Err(Error::Format(why)) => {
-                let mut magic = [0u8; 4];
-                let is_gnz =
-                    FileExt::read_exact_at(&file, &mut magic, 0).is_ok() && &magic == format::MAGIC;
-                if !is_gnz {
-                    // Not ours: refuse, touching nothing.
-                    return Err(Error::Exists);
-                }
-                if noclobber {
-                    return Err(Error::Format(why));
-                }
-                // A broken GNZ file: start it anew.
-                file.set_len(0)?;
-                let writer = Writer::fresh(file)?;
-                return Ok(GnzStore {
-                    path,
-                    state: State::Writer(Box::new(RwLock::new(writer))),
-                });
-            }
+            Err(Error::Format(_)) => return Err(Error::Exists),
             Err(e) => return Err(e),
         };
         if noclobber {
-            return GnzStore::from_loaded(path, file, loaded);
+            return GnzStore::from_loaded(path, place, file, loaded);
         }
         if loaded.header.arrays > 0 && !loaded.header.marked {
             return Err(Error::Exists);
@@ -417,7 +424,7 @@ impl GnzStore {
         writer.clear();
         writer.commit()?;
         Ok(GnzStore {
-            path,
+            place,
             state: State::Writer(Box::new(RwLock::new(writer))),
         })
     }
@@ -436,10 +443,11 @@ impl GnzStore {
 }
 
 fn open_file(path: &Path, writable: bool) -> Result<File> {
-    Ok(fs::OpenOptions::new()
-        .read(true)
-        .write(writable)
-        .open(path)?)
+    Ok(open_file_io(path, writable)?)
+}
+
+fn open_file_io(path: &Path, writable: bool) -> io::Result<File> {
+    fs::OpenOptions::new().read(true).write(writable).open(path)
 }
 
 impl Drop for Reader {
@@ -517,6 +525,30 @@ impl Reader {
         Ok(())
     }
 
+    /// See `Store::next_data`: from the file's own map of its holes
+    /// (`SEEK_DATA`/`SEEK_HOLE`); without one, everything is data.
+    fn next_data(&self, key: &Key, start: u64, end: u64) -> Result<Option<(u64, u64)>> {
+        use rustix::fs::{seek, SeekFrom};
+        let object = self.objects.get(key.as_str()).ok_or(Error::Empty)?;
+        let end = end.min(object.len);
+        if start >= end {
+            return Ok(None);
+        }
+        let (base, stop) = (object.offset, object.offset + end);
+        let data = match seek(&self.file, SeekFrom::Data(base + start)) {
+            Ok(at) => at,
+            // Nothing but holes from there to the end of the file.
+            Err(rustix::io::Errno::NXIO) => return Ok(None),
+            Err(_) => return Ok(Some((start, end))),
+        };
+        if data >= stop {
+            return Ok(None);
+        }
+        let data = data.max(base + start);
+        let hole = seek(&self.file, SeekFrom::Hole(data)).unwrap_or(stop);
+        Ok(Some((data - base, hole.clamp(data + 1, stop) - base)))
+    }
+
     /// True if a header written since this map opened reaches `offset`.
     /// (A header that was torn at open, or that overlaps objects in a file
     /// of another writer, is what the snapshot was taken with: no change.)
@@ -573,6 +605,14 @@ impl Writer {
     /// A writer over the objects of a loaded header. `foreign` are the
     /// extents of arrays that are not objects: in use until the next commit.
     fn from_loaded(file: File, loaded: Loaded<Built>) -> Result<Writer> {
+        // Refused before anything is written (a recovered header included):
+        // a writer must be able to commit what it accepts.
+        if loaded.header.generation >= MAX_WRITABLE_GENERATION {
+            return Err(Error::Format(format!(
+                "commit generation {} is too large for another commit",
+                loaded.header.generation
+            )));
+        }
         let Built {
             objects,
             foreign,
@@ -673,6 +713,9 @@ impl Writer {
         }
         let arrays = self.objects.by_name();
         self.buf.clear();
+        // About what an object's entry takes: no reallocations while the
+        // header is written.
+        self.buf.reserve(arrays.len().saturating_mul(96));
         self.buf.extend_from_slice(&[0; PREFIX_LEN as usize]);
         format::write_header(
             &mut self.buf,
@@ -940,8 +983,7 @@ impl Writer {
             let len = self.objects.at(slot).map_or(0, |o| o.len);
             return self.update(slot, start, data, len.max(end));
         }
-        self.objects.check_leaf(key.as_str())?;
-        let slot = self.objects.insert(key.as_str(), Object::empty());
+        let slot = self.objects.insert_new(key.as_str(), Object::empty())?;
         self.dirty = true;
         let result = self.update(slot, start, data, end);
         if result.is_err() {
@@ -1037,15 +1079,20 @@ impl Writer {
         Ok(())
     }
 
+    /// The generation of the next commit. Cannot overflow in practice: a
+    /// writer starts below `MAX_WRITABLE_GENERATION`.
+    fn next_generation(&self) -> Result<u64> {
+        self.generation
+            .checked_add(1)
+            .ok_or(Error::Internal("generation overflow"))
+    }
+
     /// Makes the current state the committed one (DESIGN.md, "Commit").
     fn commit(&mut self) -> Result<()> {
         if !self.dirty {
             return Ok(());
         }
-        let generation = self
-            .generation
-            .checked_add(1)
-            .ok_or(Error::Internal("generation overflow"))?;
+        let generation = self.next_generation()?;
         loop {
             self.serialize(generation)?;
             let need = self.buf.len() as u64;
@@ -1162,7 +1209,7 @@ impl Writer {
         self.space.trim();
         // The header region must hold every header written while compacting:
         // each offset may take as many digits as the largest one can have.
-        self.serialize(self.generation + 1)?;
+        self.serialize(self.next_generation()?)?;
         let json_len = self.buf.len() as u64 - PREFIX_LEN;
         let widest = digits(before.saturating_mul(3).saturating_add(CHUNK));
         let widening: u64 = self
@@ -1546,6 +1593,17 @@ impl Store for GnzStore {
         }
     }
 
+    fn next_data(&self, key: &Key, start: u64, end: u64) -> Result<Option<(u64, u64)>> {
+        match &self.state {
+            State::Reader(r) => r.next_data(key, start, end),
+            // Staged bytes are not in the file yet: all data.
+            State::Writer(w) => {
+                let len = read(w).object(key)?.len;
+                Ok((start < end.min(len)).then_some((start, end.min(len))))
+            }
+        }
+    }
+
     fn verify(&self) -> Result<()> {
         match &self.state {
             State::Reader(r) => {
@@ -1558,14 +1616,16 @@ impl Store for GnzStore {
     }
 
     fn close(self: Box<Self>, delete: bool) -> Result<()> {
-        let GnzStore { path, state } = *self;
+        let GnzStore { place, state } = *self;
         if delete {
-            drop(state);
-            return match fs::remove_file(&path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e.into()),
+            // The file is removed while the map still holds it (and its
+            // locks), by identity; uncommitted changes are dropped with it.
+            let removed = match &state {
+                State::Reader(r) => place.delete(&r.file),
+                State::Writer(w) => place.delete(&read(w).file),
             };
+            drop(state);
+            return removed;
         }
         match state {
             State::Reader(_) => Ok(()),

@@ -206,7 +206,7 @@ mod tests {
     }
 
     #[cfg(feature = "s3")]
-    fn k(text: &str) -> crate::key::Key {
+    fn k(text: &str) -> crate::key::Key<'_> {
         crate::key::Key::parse(text.as_bytes()).unwrap()
     }
 
