@@ -46,7 +46,7 @@ fn code(result: Result<()>) -> c_int {
 ///
 /// # Safety
 /// `key` is NULL or a NUL-terminated string.
-unsafe fn key_arg(key: *const c_char, null_is_root: bool) -> Result<Key> {
+unsafe fn key_arg<'a>(key: *const c_char, null_is_root: bool) -> Result<Key<'a>> {
     if key.is_null() {
         return if null_is_root {
             Ok(Key::root())
