@@ -22,8 +22,10 @@ use zmap::{Impl, Key, Map};
 const SIZE: usize = 1024;
 const GROUPS: usize = 100;
 
-fn key(i: usize) -> Key {
-    Key::parse(format!("/g0/v{}/c.{i}", i % GROUPS).as_bytes()).unwrap()
+fn key(i: usize) -> Key<'static> {
+    Key::parse(format!("/g0/v{}/c.{i}", i % GROUPS).as_bytes())
+        .unwrap()
+        .into_owned()
 }
 
 fn rchar() -> u64 {

@@ -1378,10 +1378,12 @@ mod tests {
                 let map = map.clone();
                 std::thread::spawn(move || {
                     for i in 0..200 {
-                        let own = key(&format!("/t{t}/o{i}"));
+                        let own_name = format!("/t{t}/o{i}");
+                        let own = key(&own_name);
                         map.define(&own).unwrap();
                         map.write(&own, 0, &[t, i as u8]).unwrap();
-                        let shared = key(&format!("/shared/s{}", i % 10));
+                        let shared_name = format!("/shared/s{}", i % 10);
+                        let shared = key(&shared_name);
                         map.define(&shared).unwrap();
                         map.write(&shared, 0, &[7, 7]).unwrap();
                     }

@@ -100,7 +100,9 @@ impl Target {
     /// The local file or directory behind a FILE, GNZ or ZIP dataset.
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
         match self.imp {
-            Impl::File | Impl::Gnz | Impl::Nc4 | Impl::Zip => location::file_path(&self.location).ok(),
+            Impl::File | Impl::Gnz | Impl::Nc4 | Impl::Zip => {
+                location::file_path(&self.location).ok()
+            }
             _ => None,
         }
     }

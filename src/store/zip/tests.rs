@@ -15,7 +15,7 @@ use crate::key::Key;
 use crate::map::{Map, NC_NOCLOBBER, NC_WRITE};
 use crate::store::Impl;
 
-fn key(k: &str) -> Key {
+fn key(k: &str) -> Key<'_> {
     Key::parse(k.as_bytes()).unwrap()
 }
 
