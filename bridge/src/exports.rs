@@ -11,7 +11,7 @@ use zmap::codes::{NC_EINTERNAL, NC_EINVAL, NC_ENOTBUILT, NC_NOERR};
 use zmap::{Error, Impl, Key, Result};
 
 use crate::abi::{
-    list_push_copy, NcList, NcZmap, NcZmapApi, NCZM_FILE, NCZM_S3, NCZM_UNIMPLEMENTED,
+    list_push_copy, NcList, NcZmap, NcZmapApi, NCZM_FILE, NCZM_S3, NCZM_UNIMPLEMENTED, NCZM_ZIP,
 };
 use crate::host::{host, Generation, Host};
 use crate::maps::{self, Open, Request};
@@ -99,32 +99,86 @@ unsafe fn start(
     match target(host, imp, path) {
         Target::Theirs => {
             let own = if create { host.create } else { host.open };
-            own(imp, path, mode, flags, parameters, mapp)
-        }
-        Target::Ours(backend, location, url, generation) => {
-            if !mapp.is_null() {
-                *mapp = std::ptr::null_mut();
-            }
-            if mapp.is_null() {
-                return NC_EINVAL;
-            }
-            let request = Request {
-                backend,
-                location: &location,
-                url,
-                format: imp,
-                mode,
-                flags,
-                generation,
-            };
-            match maps::start(request, create, &API) {
-                Ok(handle) => {
-                    *mapp = handle;
-                    NC_NOERR
-                }
-                Err(e) => e.code(),
+            let status = own(imp, path, mode, flags, parameters, mapp);
+            // A netCDF built without zip (Debian's 4.9.0) answers
+            // NC_ENOTBUILT: libzmap's ZIP backend serves the archive then.
+            match zip_fallback(host, imp, path, status) {
+                Some((location, url, generation)) => serve(
+                    Impl::Zip,
+                    &location,
+                    url,
+                    generation,
+                    imp,
+                    mode,
+                    flags,
+                    create,
+                    mapp,
+                ),
+                None => status,
             }
         }
+        Target::Ours(backend, location, url, generation) => serve(
+            backend, &location, url, generation, imp, mode, flags, create, mapp,
+        ),
+    }
+}
+
+/// The location of a `#mode=nczarr,zip` URL for libzmap's ZIP backend when
+/// netCDF's own create/open answered `NC_ENOTBUILT` (netCDF without zip),
+/// or `None` (netCDF's answer stands).
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+unsafe fn zip_fallback<'a>(
+    host: &Host,
+    imp: c_int,
+    path: *const c_char,
+    status: c_int,
+) -> Option<(String, &'a str, Generation)> {
+    if imp != NCZM_ZIP || status != NC_ENOTBUILT || path.is_null() {
+        return None;
+    }
+    let generation = host.generation?;
+    let url = CStr::from_ptr(path).to_str().ok()?;
+    let is_file_url = zmap::location::scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("file"));
+    is_file_url.then(|| (url.to_string(), url, generation))
+}
+
+/// Opens or creates one of the bridge's own maps.
+///
+/// # Safety
+/// `mapp` is NULL or writable.
+#[allow(clippy::too_many_arguments)]
+unsafe fn serve(
+    backend: Impl,
+    location: &str,
+    url: &str,
+    generation: Generation,
+    imp: c_int,
+    mode: c_int,
+    flags: u64,
+    create: bool,
+    mapp: *mut *mut NcZmap,
+) -> c_int {
+    if mapp.is_null() {
+        return NC_EINVAL;
+    }
+    *mapp = std::ptr::null_mut();
+    let request = Request {
+        backend,
+        location,
+        url,
+        format: imp,
+        mode,
+        flags,
+        generation,
+    };
+    match maps::start(request, create, &API) {
+        Ok(handle) => {
+            *mapp = handle;
+            NC_NOERR
+        }
+        Err(e) => e.code(),
     }
 }
 

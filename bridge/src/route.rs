@@ -4,7 +4,9 @@
 //!   URL: libzmap's S3 backend.
 //! - `NCZM_FILE` (`#mode=nczarr,file`) naming a GNZ file: an existing file
 //!   that starts with GNZ's magic, or (not yet there) a path ending `.gnz`.
-//! - Everything else (directories, zip, other URLs): netCDF's own.
+//! - Everything else (directories, zip, other URLs): netCDF's own; a zip
+//!   URL netCDF answers with `NC_ENOTBUILT` is then served by libzmap's ZIP
+//!   backend (`exports::zip_fallback`).
 
 use std::ffi::c_int;
 use std::io::Read;

@@ -9,6 +9,8 @@
 #   bridge's S3 request counts printed;
 # - pass-through: NCZarr directories, netCDF-4 and classic files give the
 #   same ncdump with the bridge loaded as without;
+# - zip: where netCDF has no zip support, #mode=nczarr,zip is served by
+#   libzmap's ZIP backend (ncgen into it, ncdump of a packed directory);
 # - Python's netCDF4 module (if installed) reads the GNZ dataset.
 # Exit 77 (skipped) without netCDF's tools.
 set -euo pipefail
@@ -75,6 +77,26 @@ if with_bridge ncdump "file://$tmp/missing.gnz#mode=nczarr,file" >/dev/null 2>&1
     fail "a missing GNZ file opened"
 fi
 echo "ok: a missing GNZ file is an error"
+
+# 3b. Zip (#mode=nczarr,zip): a netCDF built without zip (Debian's 4.9.0)
+# answers NC_ENOTBUILT, and the bridge then serves the archive with libzmap's
+# ZIP backend (netCDF's layout: data.zip holds data/.zgroup, ...).
+zipurl() { echo "file://$tmp/$1#mode=nczarr,zip"; }
+if ncdump "$(nczarr dir.file)" >/dev/null 2>&1 && ! ncgen -4 -o "$(zipurl alone.zip)" "$cdl" 2>/dev/null; then
+    with_bridge ncgen -4 -o "$(zipurl data.zip)" "$cdl"
+    "$zmap" ls "$(zipurl data.zip)" | grep -qx 'g1/' || fail "zmap ls of the zip written through the bridge"
+    unzip -Z1 data.zip > entries.txt
+    [ "$(head -n 1 entries.txt)" = data/ ] || fail "data.zip is not in netCDF's layout: $(head -n 3 entries.txt)"
+    with_bridge dump "$(zipurl data.zip)" > zip.cdl
+    same "ncgen -> zip (bridge) vs directory (netCDF)" dir.cdl zip.cdl
+    # A directory written by netCDF alone, zipped by hand in netCDF's layout.
+    rm -rf packed && mkdir -p packed && cp -r dir.file packed/packed
+    (cd packed && zip -qr -0 ../packed.zip packed)
+    with_bridge dump "$(zipurl packed.zip)" > packed.cdl
+    same "ncdump of a packed NCZarr zip (bridge)" dir.cdl packed.cdl
+else
+    echo "zip part skipped: this netCDF serves #mode=nczarr,zip itself"
+fi
 
 # 4. S3 (SeaweedFS from scripts/test.sh), through netCDF's #mode=nczarr,s3.
 if [ -n "${ZMAP_TEST_S3_URL:-}" ]; then
