@@ -1,5 +1,6 @@
 //! S3 behaviour that depends on process-wide environment variables, so it
-//! runs as one test in its own binary: wrong credentials, and the bound of
+//! runs as one test in its own binary: wrong credentials, credentials from
+//! the shared files (`~/.aws/credentials`), and the bound of
 //! the write-back buffer (`ZMAP_S3_BUFFER_BYTES`). Prints "skipped" and
 //! passes when `ZMAP_TEST_S3_URL` is unset.
 #![cfg(feature = "s3")]
@@ -16,6 +17,7 @@ use zmap::{Impl, Map};
 fn environment_dependent_behaviour() {
     let Some(base) = base_url() else { return };
     wrong_credentials_are_an_auth_error(&base);
+    credentials_come_from_the_shared_files(&base);
     the_write_buffer_is_bounded(&base);
     a_malformed_buffer_size_is_refused(&base);
 }
@@ -44,6 +46,51 @@ fn wrong_credentials_are_an_auth_error(base: &str) {
     let map = open(&url, 0);
     assert_eq!(read_all(&map, "/.zgroup"), b"{}");
     map.close(true).unwrap();
+}
+
+/// Without `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, the keys come from
+/// the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, profile
+/// `AWS_PROFILE`), as netCDF users set them; the environment wins over it.
+fn credentials_come_from_the_shared_files(base: &str) {
+    let url = dataset(base, "profile");
+    let map = create(&url);
+    map.write(&key("/.zgroup"), 0, b"{}").unwrap();
+    map.close(false).unwrap();
+    let id = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\
+             [zmap-test]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
+        ),
+    )
+    .unwrap();
+    std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", &file);
+    std::env::set_var("AWS_CONFIG_FILE", dir.path().join("no-config"));
+    std::env::remove_var("AWS_ACCESS_KEY_ID");
+    std::env::remove_var("AWS_SECRET_ACCESS_KEY");
+
+    // Profile "default" holds wrong keys: refused.
+    let rc = code(Map::open(Impl::S3, &url, 0, 0));
+    assert!([NC_EAUTH, NC_EACCESS].contains(&rc), "default profile: {rc}");
+    // Profile "zmap-test" holds the right ones.
+    std::env::set_var("AWS_PROFILE", "zmap-test");
+    let map = open(&url, 0);
+    assert_eq!(read_all(&map, "/.zgroup"), b"{}");
+    map.close(false).unwrap();
+    // The environment wins over the file.
+    std::env::set_var("AWS_PROFILE", "default");
+    std::env::set_var("AWS_ACCESS_KEY_ID", &id);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", &secret);
+    let map = open(&url, NC_WRITE);
+    assert_eq!(read_all(&map, "/.zgroup"), b"{}");
+    map.close(true).unwrap();
+    std::env::remove_var("AWS_PROFILE");
+    std::env::remove_var("AWS_SHARED_CREDENTIALS_FILE");
+    std::env::remove_var("AWS_CONFIG_FILE");
 }
 
 fn the_write_buffer_is_bounded(base: &str) {

@@ -108,6 +108,13 @@ if [ -n "${ZMAP_TEST_S3_URL:-}" ]; then
     dump s3back.nc > s3back.cdl
     same "S3 -> netCDF-4" src.cdl s3back.cdl
     "$zmap" ls "$s3/copy" | grep -qx 'g1/' || fail "zmap ls on S3"
+    # Credentials from the shared file (~/.aws/credentials), as netCDF users
+    # keep them, with none in the environment.
+    printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+        "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > credentials
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE="$tmp/credentials" \
+        LD_PRELOAD="$bridge" ncdump -n ds "$s3/copy#mode=nczarr,s3" > s3-profile.cdl
+    same "S3 with credentials from ~/.aws/credentials" src.cdl s3-profile.cdl
     echo "bridge S3 requests (one line per map: nccopy's write, ncdump's reads):"
     cat requests.log
 else

@@ -20,6 +20,7 @@
 //! - Retries are bounded (`RETRY`): a stopped server gives a clean error in
 //!   well under ten seconds.
 
+use super::profile::Profile;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -348,8 +349,12 @@ fn client_key(location: &S3Location) -> String {
         .collect();
     env.sort();
     format!(
-        "{:?} {:?} {:?} {:?} {env:?}",
-        location.endpoint, location.allow_http, location.region, location.bucket
+        "{:?} {:?} {:?} {:?} {env:?} {:?}",
+        location.endpoint,
+        location.allow_http,
+        location.region,
+        location.bucket,
+        Profile::from_environment()
     )
 }
 
@@ -453,6 +458,46 @@ fn build_client(location: &S3Location) -> Result<AmazonS3> {
 /// retries, timeouts), before the request-counting connector.
 pub fn builder(location: &S3Location) -> AmazonS3Builder {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(&location.bucket);
+    // The shared files (~/.aws/credentials, ~/.aws/config) fill in what the
+    // environment leaves unset.
+    let unset = |names: &[&str]| {
+        names
+            .iter()
+            .all(|n| std::env::var_os(n).is_none_or(|v| v.is_empty()))
+    };
+    let profile = Profile::from_environment();
+    if let Some(id) = profile.access_key_id.filter(|_| unset(&["AWS_ACCESS_KEY_ID"])) {
+        builder = builder.with_access_key_id(id);
+    }
+    if let Some(secret) = profile
+        .secret_access_key
+        .filter(|_| unset(&["AWS_SECRET_ACCESS_KEY"]))
+    {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = profile
+        .session_token
+        .filter(|_| unset(&["AWS_SESSION_TOKEN", "AWS_TOKEN"]))
+    {
+        builder = builder.with_token(token);
+    }
+    if let Some(region) = profile
+        .region
+        .filter(|_| unset(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+    {
+        builder = builder.with_region(region);
+    }
+    let file_endpoint = profile
+        .endpoint_url
+        .filter(|_| location.endpoint.is_none() && unset(&["AWS_ENDPOINT", "AWS_ENDPOINT_URL"]));
+    if let Some(endpoint) = file_endpoint {
+        if endpoint.starts_with("http://") && location.allow_http.is_none() {
+            builder = builder.with_allow_http(true);
+        }
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_virtual_hosted_style_request(false);
+    }
     if let Some(endpoint) = &location.endpoint {
         builder = builder
             .with_endpoint(endpoint)

@@ -34,6 +34,9 @@ mod client;
 #[cfg(any(feature = "s3", test))]
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]
 mod content;
+/// The AWS shared configuration files (`~/.aws/credentials`, `~/.aws/config`).
+#[cfg(feature = "s3")]
+mod profile;
 #[cfg(feature = "s3")]
 mod store;
 #[cfg(any(feature = "s3", test))]
