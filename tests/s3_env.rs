@@ -75,7 +75,10 @@ fn credentials_come_from_the_shared_files(base: &str) {
 
     // Profile "default" holds wrong keys: refused.
     let rc = code(Map::open(Impl::S3, &url, 0, 0));
-    assert!([NC_EAUTH, NC_EACCESS].contains(&rc), "default profile: {rc}");
+    assert!(
+        [NC_EAUTH, NC_EACCESS].contains(&rc),
+        "default profile: {rc}"
+    );
     // Profile "zmap-test" holds the right ones.
     std::env::set_var("AWS_PROFILE", "zmap-test");
     let map = open(&url, 0);

@@ -466,7 +466,10 @@ pub fn builder(location: &S3Location) -> AmazonS3Builder {
             .all(|n| std::env::var_os(n).is_none_or(|v| v.is_empty()))
     };
     let profile = Profile::from_environment();
-    if let Some(id) = profile.access_key_id.filter(|_| unset(&["AWS_ACCESS_KEY_ID"])) {
+    if let Some(id) = profile
+        .access_key_id
+        .filter(|_| unset(&["AWS_ACCESS_KEY_ID"]))
+    {
         builder = builder.with_access_key_id(id);
     }
     if let Some(secret) = profile
