@@ -4,7 +4,7 @@ Three independent pieces, none of which uses libzmap's own reading or writing
 code to check libzmap:
 
 - `read_gnz`: a reader written from Part 1 of the format only
-  (/work/shared/spec/gnz-format.md): magic, u32 LE length, JSON header,
+  (the GNZ format): magic, u32 LE length, JSON header,
   `numpy.memmap` at each array's offset with its dtype, shape and order.
 - `write_original`: a writer that lays files out as the original Python
   GnzWriter does (4096 alignment, zero padding, arrays in insertion order, a

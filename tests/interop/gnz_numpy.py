@@ -1,5 +1,5 @@
 """A GNZ reader in a few lines of numpy, written from the format alone
-(shared/spec/gnz-format.md Part 1), to check that files libzmap writes stay
+(the GNZ format, as the original Python writer has it), to check that files libzmap writes stay
 readable by the original kind of reader:
 
     bytes 0..4  b"GNZ1"

@@ -1,5 +1,5 @@
 //! `NCZM_GNZ`: a dataset in one GNZ container file
-//! (/work/shared/spec/gnz-format.md; the design is in `DESIGN.md` here).
+//! (the GNZ format and this design: `DESIGN.md` here).
 //!
 //! - `format`: the header — parsing with strict validation, writing as the
 //!   original Python writer does, and choosing between the header at offset
