@@ -1,4 +1,5 @@
-//! Generates include/zmap.h from src/ffi with cbindgen, sets the soname, and
+//! Generates include/zmap.h (at the workspace root, where CMake and users
+//! find it) from src/ffi with cbindgen, sets the soname, and
 //! gives the shared library its symbol versions.
 //!
 //! Every C function is exported under a link name `zmap_<name>`
@@ -11,14 +12,15 @@
 //!
 //! The header is written to $OUT_DIR/zmap.h on every build; the committed
 //! copy in include/ is refreshed only with ZMAP_UPDATE_HEADER=1, and a test
-//! (tests/header.rs) fails when the two differ.
+//! (tests/header.rs) fails when the two differ. The NC4 backend's link to
+//! libnetcdf is zmap-core's (core/build.rs).
 
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-include!("src/codes.rs");
+include!("../core/src/codes.rs");
 
 /// The preprocessor part of the header that cbindgen cannot derive: netCDF's
 /// macros, spelled as netcdf.h spells them and guarded so either header may
@@ -161,18 +163,9 @@ fn version_script(names: &[String]) -> String {
 
 fn main() {
     println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=../core/src/codes.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=ZMAP_UPDATE_HEADER");
-
-    if env::var_os("CARGO_FEATURE_NC4").is_some() {
-        link_netcdf();
-    }
-
-    // Without the C API (the bridge's build of the core) there is no header
-    // and no exports to version.
-    if env::var_os("CARGO_FEATURE_CAPI").is_none() {
-        return;
-    }
 
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
     // ABI 2 (0.x): the seed's API under the link names zmap_* (ABI 1 exported
@@ -208,19 +201,6 @@ fn main() {
     let header = declare_c_names(&String::from_utf8(generated).expect("zmap.h is UTF-8"));
     fs::write(out_dir.join("zmap.h"), &header).expect("write zmap.h");
     if env::var_os("ZMAP_UPDATE_HEADER").is_some() {
-        fs::write(crate_dir.join("include/zmap.h"), &header).expect("write include/zmap.h");
-    }
-}
-
-/// The NCZM_NC4 backend calls the system libnetcdf: pkg-config's `netcdf`
-/// when it is there, else plain `-lnetcdf` from the linker's default paths.
-fn link_netcdf() {
-    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
-    if pkg_config::Config::new()
-        .atleast_version("4.4")
-        .probe("netcdf")
-        .is_err()
-    {
-        println!("cargo:rustc-link-lib=netcdf");
+        fs::write(crate_dir.join("../include/zmap.h"), &header).expect("write include/zmap.h");
     }
 }

@@ -7,8 +7,8 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::AssertUnwindSafe;
 
-use zmap::codes::{NC_EINTERNAL, NC_EINVAL, NC_ENOTBUILT, NC_NOERR};
-use zmap::{Error, Impl, Key, Result};
+use zmap_core::codes::{NC_EINTERNAL, NC_EINVAL, NC_ENOTBUILT, NC_NOERR};
+use zmap_core::{Error, Impl, Key, Result};
 
 use crate::abi::{
     list_push_copy, NcList, NcZmap, NcZmapApi, NCZM_FILE, NCZM_S3, NCZM_UNIMPLEMENTED, NCZM_ZIP,
@@ -31,7 +31,7 @@ static API: NcZmapApi = NcZmapApi {
 
 /// Runs `body` quietly, a panic becoming `fallback`.
 fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    zmap::quiet::inherit(true, || std::panic::catch_unwind(AssertUnwindSafe(body)))
+    zmap_core::quiet::inherit(true, || std::panic::catch_unwind(AssertUnwindSafe(body)))
         .unwrap_or(fallback)
 }
 
@@ -140,7 +140,7 @@ unsafe fn zip_fallback<'a>(
     }
     let generation = host.generation?;
     let url = CStr::from_ptr(path).to_str().ok()?;
-    let is_file_url = zmap::location::scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("file"));
+    let is_file_url = zmap_core::location::scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("file"));
     is_file_url.then(|| (url.to_string(), url, generation))
 }
 
@@ -461,7 +461,7 @@ pub unsafe extern "C" fn nczmap_truncate(imp: c_int, url: *const c_char) -> c_in
                 None => NC_ENOTBUILT,
             },
             Target::Ours(backend, location, _, _) => {
-                code(zmap::Map::create(backend, &location, 0, 0).and_then(|m| m.close(false)))
+                code(zmap_core::Map::create(backend, &location, 0, 0).and_then(|m| m.close(false)))
             }
         }
     })

@@ -6,7 +6,7 @@
 //!
 //! Layers: `exports` (the C boundary) → `host` (netCDF's own functions and
 //! its ABI generation), `route` (which URLs are ours), `maps` (our open maps
-//! on `zmap::Map`), `abi` (netCDF's structs).
+//! on `zmap_core::Map`), `abi` (netCDF's structs).
 //!
 //! A library never prints: the only output is the opt-in request log of S3
 //! maps (`maps::log_requests`).

@@ -1,13 +1,13 @@
 //! The maps the bridge opened: an `NCZMAP` handed to netCDF (its fields as
 //! netCDF's own implementations fill them) and, by that pointer, the
-//! `zmap::Map` behind it. Pointers not in this table are netCDF's own.
+//! `zmap_core::Map` behind it. Pointers not in this table are netCDF's own.
 
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, RwLock};
 
-use zmap::{Error, Impl, Key, Map, Result};
+use zmap_core::{Error, Impl, Key, Map, Result};
 
 use crate::abi::{c_string_copy, NcZmap, NcZmapApi, NC_NETCDF4, NC_WRITE};
 use crate::host::Generation;
@@ -131,7 +131,7 @@ pub fn log_requests(url: &str) {
     let Some(path) = std::env::var_os("ZMAP_NETCDF_REQUEST_LOG") else {
         return;
     };
-    let Some(c) = zmap::store::s3::request_counts(url) else {
+    let Some(c) = zmap_core::store::s3::request_counts(url) else {
         return;
     };
     let line = format!(

@@ -42,7 +42,7 @@ pub fn probe(path: &Path) -> Found {
         Ok(_) => {
             let mut magic = [0u8; 4];
             match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
-                Ok(()) if &magic == zmap::store::gnz::format::MAGIC => Found::GnzFile,
+                Ok(()) if &magic == zmap_core::store::gnz::format::MAGIC => Found::GnzFile,
                 _ => Found::Other,
             }
         }
@@ -52,7 +52,7 @@ pub fn probe(path: &Path) -> Found {
 /// The route of `nczmap_create/open(impl, url)`; `look` tells what is at a path.
 pub fn route(imp: c_int, url: &str, look: impl Fn(&Path) -> Found) -> Route {
     match imp {
-        NCZM_S3 => match zmap::location::scheme(url)
+        NCZM_S3 => match zmap_core::location::scheme(url)
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
@@ -61,8 +61,8 @@ pub fn route(imp: c_int, url: &str, look: impl Fn(&Path) -> Found) -> Route {
         },
         NCZM_FILE => {
             let is_file_url =
-                zmap::location::scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("file"));
-            let Ok(path) = zmap::location::file_path(url) else {
+                zmap_core::location::scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("file"));
+            let Ok(path) = zmap_core::location::file_path(url) else {
                 return Route::PassThrough;
             };
             if !is_file_url {

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use zmap::store::is_dataset_marker;
-use zmap::{Error, Impl, Key, Map};
+use zmap_core::store::is_dataset_marker;
+use zmap_core::{Error, Impl, Key, Map};
 
 use crate::dataset::{self, Target};
 use crate::failure::{At, Failure};

@@ -4,9 +4,9 @@ use std::fmt;
 use std::io::Write;
 
 use clap::ValueEnum;
-use zmap::location;
-use zmap::map::{NC_NOCLOBBER, NC_WRITE};
-use zmap::{Error, Impl, Key, Map};
+use zmap_core::location;
+use zmap_core::map::{NC_NOCLOBBER, NC_WRITE};
+use zmap_core::{Error, Impl, Key, Map};
 
 use crate::failure::{At, Failure};
 

@@ -4,8 +4,8 @@ use std::fmt::Display;
 use std::io;
 use std::process::ExitCode;
 
-use zmap::codes::{NC_CODES, NC_EURL};
-use zmap::Error;
+use zmap_core::codes::{NC_CODES, NC_EURL};
+use zmap_core::Error;
 
 #[derive(Debug)]
 pub enum Failure {
@@ -84,7 +84,7 @@ pub trait At<T> {
     fn at(self, context: impl Display) -> Result<T, Failure>;
 }
 
-impl<T> At<T> for zmap::Result<T> {
+impl<T> At<T> for zmap_core::Result<T> {
     fn at(self, context: impl Display) -> Result<T, Failure> {
         self.map_err(|error| Failure::nc(context, error))
     }

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use zmap::{Error, Key, Map};
+use zmap_core::{Error, Key, Map};
 
 use crate::dataset::{self, Entry, Target};
 use crate::failure::{describe, At, Failure};
@@ -241,7 +241,7 @@ fn read_all(
     len: u64,
     buf: &mut [u8],
     seen: &dyn Fn(u64),
-) -> zmap::Result<()> {
+) -> zmap_core::Result<()> {
     // Only the ranges that hold data are read: holes of a sparse file read
     // as zeros and cannot fail, so the work is bounded by what the file
     // holds, whatever length its header claims.

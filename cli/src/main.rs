@@ -11,7 +11,7 @@
 //! Exit status: 0 success, 1 bad usage, 2 an NC error (its `strerror`
 //! message, its code and the key or dataset involved are printed on stderr).
 //!
-//! Built on the crate's safe Rust API (`zmap::Map`), not on the C ABI.
+//! Built on the crate's safe Rust API (`zmap_core::Map`), not on the C ABI.
 
 use std::process::ExitCode;
 
@@ -246,7 +246,7 @@ fn main() -> ExitCode {
         };
         return match assets::generate(cli_command(), &a.dir) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => Failure::nc(a.dir.display(), zmap::Error::Io(e)).report(),
+            Err(e) => Failure::nc(a.dir.display(), zmap_core::Error::Io(e)).report(),
         };
     }
     let parsed = cli_command()

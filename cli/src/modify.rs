@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 
-use zmap::{Error, Map};
+use zmap_core::{Error, Map};
 
 use crate::dataset::{self, Target};
 use crate::failure::{At, Failure};
@@ -43,7 +43,7 @@ pub fn put(target: &Target, key: &str, source: &str, create: bool) -> Result<(),
 
 fn copy_into(
     map: &Map,
-    key: &zmap::Key,
+    key: &zmap_core::Key,
     input: &mut dyn Read,
     source: &str,
     context: &str,

@@ -24,9 +24,9 @@ use object_store::aws::AmazonS3;
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use zmap::map::NC_WRITE;
-use zmap::store::s3::{process_request_counts, RequestCounts};
-use zmap::{Impl, Key, Map};
+use zmap_core::map::NC_WRITE;
+use zmap_core::store::s3::{process_request_counts, RequestCounts};
+use zmap_core::{Impl, Key, Map};
 
 const SMALL: usize = 1024;
 const PIECE: usize = 1 << 20;
@@ -158,7 +158,7 @@ async fn open_probe(s3: &AmazonS3, root: &str) {
 /// The client the backend builds (same configuration, by the backend's own
 /// builder), minus its request-counting connector.
 fn bare_client(dataset_url: &str) -> AmazonS3 {
-    zmap::store::s3::client_builder(dataset_url)
+    zmap_core::store::s3::client_builder(dataset_url)
         .expect("ZMAP_TEST_S3_URL")
         .build()
         .expect("bare client")

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use zmap::{Impl, Key, Map};
+use zmap_core::{Impl, Key, Map};
 
 /// Objects of the archive: 1 KiB each, in 100 groups (the standard workload's keys).
 const SIZE: usize = 1024;

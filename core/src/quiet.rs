@@ -49,8 +49,8 @@ pub fn inherit<T>(quiet: bool, body: impl FnOnce() -> T) -> T {
     body()
 }
 
-/// Runs `body` quietly, catching a panic (for the C API, feature "capi").
-#[cfg_attr(not(feature = "capi"), allow(dead_code))]
-pub(crate) fn catch<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
+/// Runs `body` quietly, catching a panic (for the C boundaries: libzmap's
+/// and the netCDF bridge's).
+pub fn catch<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
     inherit(true, || catch_unwind(AssertUnwindSafe(body)))
 }

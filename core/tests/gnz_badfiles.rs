@@ -6,9 +6,9 @@ mod gnz_util;
 
 use gnz_util::*;
 use serde_json::json;
-use zmap::codes::*;
-use zmap::map::{Map, NC_NOCLOBBER};
-use zmap::Impl;
+use zmap_core::codes::*;
+use zmap_core::map::{Map, NC_NOCLOBBER};
+use zmap_core::Impl;
 
 fn header_file(json: &str, size: usize) -> Vec<u8> {
     let mut f = Vec::new();

@@ -11,10 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gnz_util::*;
-use zmap::codes::*;
-use zmap::map::{Map, NC_NOCLOBBER};
-use zmap::store::gnz::fault;
-use zmap::Impl;
+use zmap_core::codes::*;
+use zmap_core::map::{Map, NC_NOCLOBBER};
+use zmap_core::store::gnz::fault;
+use zmap_core::Impl;
 
 type Snapshot = Vec<(String, Vec<u8>)>;
 

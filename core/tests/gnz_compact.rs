@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gnz_util::*;
-use zmap::map::Map;
-use zmap::store::gnz::fault;
+use zmap_core::map::Map;
+use zmap_core::store::gnz::fault;
 
 type Snapshot = Vec<(String, Vec<u8>)>;
 

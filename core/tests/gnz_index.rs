@@ -5,7 +5,7 @@
 mod gnz_util;
 
 use gnz_util::*;
-use zmap::codes::*;
+use zmap_core::codes::*;
 
 const KEYS: [&str; 9] = [
     "/b/x", "/a.1", "/a/c/d", "/a/b", "/.z", "/a-b", "/a/c/e", "/\u{e9}", "/Z",
@@ -18,7 +18,7 @@ fn search_is_sorted_bytewise_in_writers_and_readers() {
     for (i, k) in KEYS.iter().enumerate() {
         map.write(&key(k), 0, &[i as u8; 3]).unwrap();
     }
-    let check = |m: &zmap::map::Map| {
+    let check = |m: &zmap_core::map::Map| {
         assert_eq!(
             m.search(&key("/")).unwrap(),
             [".z", "Z", "a", "a-b", "a.1", "b", "\u{e9}"]

@@ -6,7 +6,7 @@ mod gnz_util;
 
 use gnz_util::*;
 use serde_json::json;
-use zmap::codes::*;
+use zmap_core::codes::*;
 
 fn f8(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()

@@ -53,7 +53,7 @@ fn header_end_and_lowest(path: &std::path::Path) -> (u64, u64) {
     (end, lowest)
 }
 
-fn check_writer(map: &zmap::map::Map, model: &Model, when: &str) {
+fn check_writer(map: &zmap_core::map::Map, model: &Model, when: &str) {
     let got: Model = model
         .keys()
         .map(|k| (k.clone(), read_all(map, k)))
@@ -88,7 +88,7 @@ fn writes_reads_and_commits_agree_with_a_model() {
         // A reader, what it must show, the lowest byte its objects use, and
         // whether a later header reached that byte (DESIGN.md's known limit:
         // the header region grew over the snapshot; not compared then).
-        let mut reader: Option<(zmap::map::Map, Model, u64, bool)> = None;
+        let mut reader: Option<(zmap_core::map::Map, Model, u64, bool)> = None;
         for step in 0..600 {
             let k = format!("/s{}/o{}", next(4), next(30));
             stamp = stamp.wrapping_add(1);

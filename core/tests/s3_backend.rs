@@ -12,10 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use s3_support::*;
-use zmap::codes::*;
-use zmap::map::{NC_NOCLOBBER, NC_WRITE};
-use zmap::store::s3::{request_counts, RequestCounts, MULTIPART_THRESHOLD};
-use zmap::{Impl, Map};
+use zmap_core::codes::*;
+use zmap_core::map::{NC_NOCLOBBER, NC_WRITE};
+use zmap_core::store::s3::{request_counts, RequestCounts, MULTIPART_THRESHOLD};
+use zmap_core::{Impl, Map};
 
 fn counts(url: &str) -> RequestCounts {
     request_counts(url).expect("a map was opened on this dataset")

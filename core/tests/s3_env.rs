@@ -8,10 +8,10 @@
 mod s3_support;
 
 use s3_support::*;
-use zmap::codes::*;
-use zmap::map::NC_WRITE;
-use zmap::store::s3::request_counts;
-use zmap::{Impl, Map};
+use zmap_core::codes::*;
+use zmap_core::map::NC_WRITE;
+use zmap_core::store::s3::request_counts;
+use zmap_core::{Impl, Map};
 
 #[test]
 fn environment_dependent_behaviour() {

@@ -8,7 +8,7 @@
 mod s3_support;
 
 use s3_support::*;
-use zmap::map::NC_WRITE;
+use zmap_core::map::NC_WRITE;
 
 #[test]
 fn a_forked_child_uses_the_map_and_the_parent_still_can() {

@@ -18,10 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use zmap::codes::{NC_EEMPTY, NC_EINVAL, NC_ENOTNC, NC_EPERM};
-use zmap::map::{Map, NC_WRITE};
-use zmap::store::gnz::format;
-use zmap::{Impl, Key};
+use zmap_core::codes::{NC_EEMPTY, NC_EINVAL, NC_ENOTNC, NC_EPERM};
+use zmap_core::map::{Map, NC_WRITE};
+use zmap_core::store::gnz::format;
+use zmap_core::{Impl, Key};
 
 const PAGE: usize = 4096;
 

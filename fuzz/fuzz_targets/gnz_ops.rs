@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use zmap::codes::NC_EACCESS;
-use zmap::map::{Map, NC_WRITE};
-use zmap::store::gnz::format;
-use zmap::{Impl, Key};
+use zmap_core::codes::NC_EACCESS;
+use zmap_core::map::{Map, NC_WRITE};
+use zmap_core::store::gnz::format;
+use zmap_core::{Impl, Key};
 
 type Model = BTreeMap<String, Vec<u8>>;
 
@@ -104,7 +104,7 @@ fn objects_of(map: &Map, allow_stale: bool) -> (Model, usize) {
             let mut buf = vec![0u8; len as usize];
             match map.read(&key(&k), 0, &mut buf) {
                 Ok(()) => Some((k, buf)),
-                Err(zmap::Error::Stale) if allow_stale => {
+                Err(zmap_core::Error::Stale) if allow_stale => {
                     stale += 1;
                     None
                 }

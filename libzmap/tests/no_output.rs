@@ -1,8 +1,8 @@
 //! The library never writes to its host's stdout or stderr (README,
-//! "Diagnostics"). The print macros are denied by clippy at the crate root
-//! (src/lib.rs); this test refuses the other ways to reach the standard
-//! streams anywhere in the library's sources (src/bin is the `zmap` tool,
-//! which may print).
+//! "Diagnostics"). The print macros are denied by clippy at the crate roots
+//! (core/src/lib.rs, libzmap/src/lib.rs); this test refuses the other ways to
+//! reach the standard streams anywhere in the libraries' sources (cli/ is
+//! the `zmap` tool, which may print).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,13 +22,16 @@ const FORBIDDEN: &[&str] = &[
     "set_output_capture",
 ];
 
+/// The source folders of libzmap's library code: this crate's and the core's.
+fn library_sources() -> [PathBuf; 2] {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [here.join("src"), here.join("../core/src")]
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "bin") {
-                continue;
-            }
             rust_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
             out.push(path);
@@ -38,9 +41,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn the_library_never_touches_the_standard_streams() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    for src in library_sources() {
+        rust_files(&src, &mut files);
+    }
     assert!(files.len() > 10, "found only {files:?}");
     let mut found = Vec::new();
     for file in &files {
@@ -62,12 +66,15 @@ fn the_library_never_touches_the_standard_streams() {
 }
 
 #[test]
-fn the_print_lints_are_denied_at_the_crate_root() {
-    let lib = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
-    assert!(
-        lib.contains("#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]"),
-        "src/lib.rs must deny the print macros"
-    );
+fn the_print_lints_are_denied_at_the_crate_roots() {
+    for src in library_sources() {
+        let lib = fs::read_to_string(src.join("lib.rs")).unwrap();
+        assert!(
+            lib.contains("#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]"),
+            "{}/lib.rs must deny the print macros",
+            src.display()
+        );
+    }
 }
 
 /// A panic inside a C entry point is `NC_EINTERNAL` and prints nothing (the
@@ -81,7 +88,7 @@ fn a_panic_behind_the_c_boundary_prints_nothing() {
         HOOK_CALLS.fetch_add(1, Ordering::SeqCst);
     }));
     let status = zmap::ffi::guard(|| panic!("a bug"));
-    assert_eq!(status, zmap::codes::NC_EINTERNAL);
+    assert_eq!(status, zmap_core::codes::NC_EINTERNAL);
     assert_eq!(
         HOOK_CALLS.load(Ordering::SeqCst),
         0,
@@ -89,12 +96,12 @@ fn a_panic_behind_the_c_boundary_prints_nothing() {
     );
     // A worker the library starts for a guarded call is quiet too.
     let status = zmap::ffi::guard(|| {
-        let quiet = zmap::quiet::is_quiet();
-        let worker = std::thread::spawn(move || zmap::quiet::inherit(quiet, || panic!("a bug")));
+        let quiet = zmap_core::quiet::is_quiet();
+        let worker = std::thread::spawn(move || zmap_core::quiet::inherit(quiet, || panic!("a bug")));
         assert!(worker.join().is_err());
         Ok(())
     });
-    assert_eq!(status, zmap::codes::NC_NOERR);
+    assert_eq!(status, zmap_core::codes::NC_NOERR);
     assert_eq!(
         HOOK_CALLS.load(Ordering::SeqCst),
         0,

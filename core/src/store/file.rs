@@ -827,16 +827,13 @@ mod tests {
     use super::*;
     use crate::map::{Map, NC_NOCLOBBER, NC_WRITE};
     use crate::store::Impl;
+    use crate::testing::key;
     use std::collections::BTreeMap;
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::path::Path;
     use std::sync::mpsc;
     use std::time::Duration;
-
-    fn key(k: &str) -> Key<'_> {
-        Key::parse(k.as_bytes()).unwrap()
-    }
 
     fn loc(path: &Path) -> String {
         path.to_str().unwrap().to_string()
@@ -1070,19 +1067,19 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let ds = tmp.path().join("testmap.nzf");
         let url = format!("file://{}#mode=nczarr,nzf", loc(&ds));
-        crate::store::conformance::ut_map_steps(Impl::File, &url);
+        crate::testing::conformance::ut_map_steps(Impl::File, &url);
         let data: Vec<u8> = (0i32..25).flat_map(|i| i.to_le_bytes()).collect();
         let mut expected = BTreeMap::new();
         expected.insert(".nczarr".to_string(), Some(Vec::new()));
         expected.insert("meta1/".to_string(), None);
         expected.insert(
             "meta1/.zarray".to_string(),
-            Some(crate::store::conformance::METADATA1.to_vec()),
+            Some(crate::testing::conformance::METADATA1.to_vec()),
         );
         expected.insert("meta2/".to_string(), None);
         expected.insert(
             "meta2/.nczvar".to_string(),
-            Some(crate::store::conformance::METADATA2.to_vec()),
+            Some(crate::testing::conformance::METADATA2.to_vec()),
         );
         expected.insert("data1/".to_string(), None);
         expected.insert("data1/0".to_string(), Some(data));

@@ -180,6 +180,3 @@ pub fn is_dataset_marker(name: &str) -> bool {
         ".nczarr" | ".zgroup" | ".zarray" | ".zattrs" | ".zmetadata" | "zarr.json"
     )
 }
-
-#[cfg(test)]
-pub(crate) mod conformance;

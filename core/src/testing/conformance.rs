@@ -20,9 +20,9 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::{code, key, read_all};
 use crate::codes::*;
 use crate::error::Result;
-use crate::key::Key;
 use crate::map::{Map, NC_NOCLOBBER, NC_WRITE};
 use crate::store::Impl;
 
@@ -157,25 +157,6 @@ macro_rules! backend_suite {
 }
 
 // ---- helpers ---------------------------------------------------------------
-
-fn key(k: &str) -> Key<'_> {
-    Key::parse(k.as_bytes()).expect("valid key")
-}
-
-/// The NC code of a result (0 for success), as the C caller would see it.
-fn code<T>(r: Result<T>) -> i32 {
-    match r {
-        Ok(_) => NC_NOERR,
-        Err(e) => e.code(),
-    }
-}
-
-fn read_all(map: &Map, k: &str) -> Vec<u8> {
-    let len = map.len(&key(k)).expect("len");
-    let mut buf = vec![0u8; len as usize];
-    map.read(&key(k), 0, &mut buf).expect("read");
-    buf
-}
 
 fn names(map: &Map, prefix: &str) -> Vec<String> {
     map.search(&key(prefix)).expect("search")

@@ -4,24 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map as JsonMap, Value};
-use zmap::codes::*;
-use zmap::map::{Map, NC_WRITE};
-use zmap::store::gnz::format::{self, Array, Header};
-pub use zmap::store::gnz::json::Json;
-use zmap::{Impl, Key, Result};
+use zmap_core::codes::*;
+use zmap_core::map::{Map, NC_WRITE};
+use zmap_core::store::gnz::format::{self, Array, Header};
+pub use zmap_core::store::gnz::json::Json;
+pub use zmap_core::testing::{code, key, read_all};
+use zmap_core::{Impl, Result};
 
 pub const ALIGNMENT: u64 = 4096;
-
-pub fn key(k: &str) -> Key<'_> {
-    Key::parse(k.as_bytes()).unwrap()
-}
-
-pub fn code<T>(r: Result<T>) -> i32 {
-    match r {
-        Ok(_) => NC_NOERR,
-        Err(e) => e.code(),
-    }
-}
 
 pub fn loc(path: &Path) -> String {
     path.to_str().unwrap().to_string()
@@ -37,13 +27,6 @@ pub fn open_ro(path: &Path) -> Result<Map> {
 
 pub fn open_rw(path: &Path) -> Result<Map> {
     Map::open(Impl::Gnz, &loc(path), NC_WRITE, 0)
-}
-
-pub fn read_all(map: &Map, k: &str) -> Vec<u8> {
-    let len = map.len(&key(k)).unwrap();
-    let mut buf = vec![0u8; len as usize];
-    map.read(&key(k), 0, &mut buf).unwrap();
-    buf
 }
 
 /// Every object of a map: key -> content.

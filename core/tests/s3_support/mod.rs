@@ -6,8 +6,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use zmap::error::Error;
-use zmap::{Impl, Key, Map};
+pub use zmap_core::testing::{code, key, read_all};
+use zmap_core::{Impl, Map};
 
 /// `$ZMAP_TEST_S3_URL`, or `None` after printing why the test is skipped.
 pub fn base_url() -> Option<String> {
@@ -27,31 +27,12 @@ pub fn dataset(base: &str, name: &str) -> String {
     format!("{base}/{name}-{}-{n}", std::process::id())
 }
 
-pub fn key(k: &str) -> Key<'_> {
-    Key::parse(k.as_bytes()).expect("valid key")
-}
-
-/// The NC code of a result (0 for success).
-pub fn code<T>(r: Result<T, Error>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(e) => e.code(),
-    }
-}
-
 pub fn create(url: &str) -> Map {
     Map::create(Impl::S3, url, 0, 0).unwrap_or_else(|e| panic!("create {url}: {e}"))
 }
 
 pub fn open(url: &str, mode: i32) -> Map {
     Map::open(Impl::S3, url, mode, 0).unwrap_or_else(|e| panic!("open {url}: {e}"))
-}
-
-pub fn read_all(map: &Map, k: &str) -> Vec<u8> {
-    let len = map.len(&key(k)).expect("len");
-    let mut buf = vec![0u8; len as usize];
-    map.read(&key(k), 0, &mut buf).expect("read");
-    buf
 }
 
 /// Deletes the dataset if it exists (cleanup after a test).

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use super::map::{object_key, size64_t, with_map, NCZMAP};
 use super::{guard_value, set_out};
-use crate::codes::NC_CODES;
+use zmap_core::codes::NC_CODES;
 
 /// Makes everything written through `map` durable (on disk or in the store)
 /// before returning `NC_NOERR`. A no-op for read-only maps. What a later

@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::list::{self, NClist};
 use super::{c_bytes, guard, malloc_string, required_bytes, set_out};
-use crate::codes::*;
-use crate::error::{Error, Result};
-use crate::key::Key;
-use crate::map::{Map, NC_WRITE};
-use crate::store::Impl;
+use zmap_core::codes::*;
+use zmap_core::error::{Error, Result};
+use zmap_core::key::Key;
+use zmap_core::map::{Map, NC_WRITE};
+use zmap_core::store::Impl;
 
 /// netCDF's 64-bit size type.
 #[allow(non_camel_case_types)]

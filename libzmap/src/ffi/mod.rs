@@ -15,14 +15,14 @@ pub mod path;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 
-use crate::codes::{NC_EINTERNAL, NC_NOERR};
-use crate::error::{Error, Result};
+use zmap_core::codes::{NC_EINTERNAL, NC_NOERR};
+use zmap_core::error::{Error, Result};
 
 /// Runs `body`, mapping its outcome to an NC status code (a panic is
 /// `NC_EINTERNAL`, and prints nothing). Public for tests/no_output.rs.
 #[doc(hidden)]
 pub fn guard(body: impl FnOnce() -> Result<()>) -> c_int {
-    match crate::quiet::catch(body) {
+    match zmap_core::quiet::catch(body) {
         Ok(Ok(())) => NC_NOERR,
         Ok(Err(e)) => e.code(),
         Err(_) => NC_EINTERNAL,
@@ -31,7 +31,7 @@ pub fn guard(body: impl FnOnce() -> Result<()>) -> c_int {
 
 /// Runs `body` for a value-returning export; a panic gives `fallback`.
 pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    crate::quiet::catch(body).unwrap_or(fallback)
+    zmap_core::quiet::catch(body).unwrap_or(fallback)
 }
 
 /// The bytes of a NUL-terminated C string; `None` for NULL.

@@ -1,4 +1,4 @@
-//! `nczm_*` path utilities (seed header), over `crate::paths`.
+//! `nczm_*` path utilities (seed header), over `zmap_core::paths`.
 //!
 //! Every string these functions hand to C comes from C `malloc`: the caller
 //! releases it with `free()` (or, for list elements, `nclistfreeall`).
@@ -9,8 +9,8 @@ use std::ptr;
 use super::list::{self, NClist};
 use super::map::NCZMAP;
 use super::{c_bytes, guard, guard_value, malloc_string, required_bytes, set_out};
-use crate::error::{Error, Result};
-use crate::paths;
+use zmap_core::error::{Error, Result};
+use zmap_core::paths;
 
 /// Splits `path` at `/` into `segments`: `nczm_split_delim(path, '/',
 /// segments)`.

@@ -52,6 +52,7 @@ impl From<u64> for Json {
 
 /// Numbers keep their text (the crate enables serde_json's
 /// `arbitrary_precision`).
+#[cfg(any(test, feature = "test-support"))]
 impl From<&serde_json::Value> for Json {
     fn from(v: &serde_json::Value) -> Json {
         use serde_json::Value;

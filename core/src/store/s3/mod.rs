@@ -152,7 +152,7 @@ fn parse_size(text: &str) -> Option<usize> {
 /// `$ZMAP_TEST_S3_URL`, deleted after the test. Without that variable, an
 /// empty location, which the suite reports as skipped.
 #[cfg(all(test, feature = "s3"))]
-pub(crate) fn conformance_fixture() -> super::conformance::Fixture {
+pub(crate) fn conformance_fixture() -> crate::testing::conformance::Fixture {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Cleanup(String);
@@ -173,9 +173,9 @@ pub(crate) fn conformance_fixture() -> super::conformance::Fixture {
                 base.trim_end_matches('/'),
                 std::process::id()
             );
-            super::conformance::Fixture::new(location.clone(), Some(Box::new(Cleanup(location))))
+            crate::testing::conformance::Fixture::new(location.clone(), Some(Box::new(Cleanup(location))))
         }
-        _ => super::conformance::Fixture::new(String::new(), None),
+        _ => crate::testing::conformance::Fixture::new(String::new(), None),
     }
 }
 

@@ -14,26 +14,10 @@ use crate::error::Error;
 use crate::key::Key;
 use crate::map::{Map, NC_NOCLOBBER, NC_WRITE};
 use crate::store::Impl;
-
-fn key(k: &str) -> Key<'_> {
-    Key::parse(k.as_bytes()).unwrap()
-}
-
-fn code<T>(r: crate::error::Result<T>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(e) => e.code(),
-    }
-}
+use crate::testing::{code, key, read_all};
 
 fn loc(p: &Path) -> String {
     p.to_str().unwrap().to_string()
-}
-
-fn read_all(map: &Map, k: &str) -> Vec<u8> {
-    let mut buf = vec![0u8; map.len(&key(k)).unwrap() as usize];
-    map.read(&key(k), 0, &mut buf).unwrap();
-    buf
 }
 
 /// What an entry holds.
