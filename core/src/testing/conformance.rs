@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::{code, key, read_all};
 use crate::codes::*;
 use crate::error::Result;
+use crate::key::Key;
 use crate::map::{Map, NC_NOCLOBBER, NC_WRITE};
 use crate::store::Impl;
 

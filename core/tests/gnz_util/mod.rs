@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map as JsonMap, Value};
-use zmap_core::codes::*;
 use zmap_core::map::{Map, NC_WRITE};
 use zmap_core::store::gnz::format::{self, Array, Header};
 pub use zmap_core::store::gnz::json::Json;
+#[allow(unused_imports)] // not every test file uses every helper
 pub use zmap_core::testing::{code, key, read_all};
 use zmap_core::{Impl, Result};
 

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[allow(unused_imports)] // not every test file uses every helper
 pub use zmap_core::testing::{code, key, read_all};
 use zmap_core::{Impl, Map};
 

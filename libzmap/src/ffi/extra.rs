@@ -27,7 +27,12 @@ pub unsafe extern "C" fn nczmap_flush(map: *mut NCZMAP) -> c_int {
 /// As for `nczmap_exists`.
 #[export_name = "zmap_nczmap_remove"]
 pub unsafe extern "C" fn nczmap_remove(map: *mut NCZMAP, key: *const c_char) -> c_int {
-    with_map(map, |m| m.remove(&object_key(key)?))
+    with_map(map, |m| {
+        // SAFETY: `key` is NULL or a NUL-terminated string that lives for
+        // the call (# Safety above).
+        let key = unsafe { object_key(key) }?;
+        m.remove(&key)
+    })
 }
 
 /// Sets an object's length to `len`: cuts it, or extends it with zeros.
@@ -41,7 +46,12 @@ pub unsafe extern "C" fn nczmap_truncate(
     key: *const c_char,
     len: size64_t,
 ) -> c_int {
-    with_map(map, |m| m.truncate(&object_key(key)?, len))
+    with_map(map, |m| {
+        // SAFETY: `key` is NULL or a NUL-terminated string that lives for
+        // the call (# Safety above).
+        let key = unsafe { object_key(key) }?;
+        m.truncate(&key, len)
+    })
 }
 
 /// Rewrites the dataset without unused space, crash-safely, and reports
@@ -63,12 +73,18 @@ pub unsafe extern "C" fn nczmap_compact(
     before: *mut size64_t,
     after: *mut size64_t,
 ) -> c_int {
-    set_out(before, 0);
-    set_out(after, 0);
+    // SAFETY: `before` and `after` are NULL or writable (# Safety above).
+    unsafe {
+        set_out(before, 0);
+        set_out(after, 0);
+    }
     with_map(map, |m| {
         let (b, a) = m.compact()?;
-        set_out(before, b);
-        set_out(after, a);
+        // SAFETY: `before` and `after` are NULL or writable (# Safety above).
+        unsafe {
+            set_out(before, b);
+            set_out(after, a);
+        }
         Ok(())
     })
 }

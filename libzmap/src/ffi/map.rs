@@ -222,7 +222,8 @@ pub(crate) fn with_map(map: *mut NCZMAP, op: impl FnOnce(&Map) -> Result<()>) ->
 /// # Safety
 /// As for `c_bytes`: `key` outlives `'a`.
 pub(crate) unsafe fn object_key<'a>(key: *const c_char) -> Result<Key<'a>> {
-    let bytes = required_bytes(key, "NULL key")?;
+    // SAFETY: the caller makes `c_bytes`'s promise about `key`.
+    let bytes = unsafe { required_bytes(key, "NULL key") }?;
     if bytes.is_empty() {
         return Err(Error::Invalid("empty key"));
     }
@@ -238,14 +239,16 @@ unsafe fn start_map(
     mapp: *mut *mut NCZMAP,
     create: bool,
 ) -> Result<()> {
-    let path = required_bytes(path, "NULL dataset path")?;
+    // SAFETY: `path` is NULL or a NUL-terminated string (the exports' # Safety).
+    let path = unsafe { required_bytes(path, "NULL dataset path") }?;
     if path.is_empty() {
         return Err(Error::Invalid("empty dataset path"));
     }
     if mapp.is_null() {
         return Err(Error::Invalid("NULL mapp"));
     }
-    *mapp = ptr::null_mut();
+    // SAFETY: `mapp` is not NULL, so writable (the exports' # Safety).
+    unsafe { *mapp = ptr::null_mut() };
     let imp = Impl::from_raw(impl_).ok_or(Error::NotBuilt)?;
     let location = std::str::from_utf8(path).map_err(|_| Error::Url)?;
     let map = if create {
@@ -275,7 +278,8 @@ unsafe fn start_map(
         .write()
         .unwrap_or_else(|e| e.into_inner())
         .insert(handle as usize, Arc::new(map));
-    *mapp = handle;
+    // SAFETY: `mapp` is not NULL, so writable (the exports' # Safety).
+    unsafe { *mapp = handle };
     Ok(())
 }
 
@@ -300,7 +304,8 @@ pub unsafe extern "C" fn nczmap_create(
     mapp: *mut *mut NCZMAP,
 ) -> c_int {
     let _ = parameters;
-    guard(|| start_map(impl_, path, mode, flags, mapp, true))
+    // SAFETY: `path` and `mapp` are as `start_map` needs (# Safety above).
+    guard(|| unsafe { start_map(impl_, path, mode, flags, mapp, true) })
 }
 
 /// Opens a map on an existing dataset: writable with `NC_WRITE` in `mode`,
@@ -319,7 +324,8 @@ pub unsafe extern "C" fn nczmap_open(
     mapp: *mut *mut NCZMAP,
 ) -> c_int {
     let _ = parameters;
-    guard(|| start_map(impl_, path, mode, flags, mapp, false))
+    // SAFETY: `path` and `mapp` are as `start_map` needs (# Safety above).
+    guard(|| unsafe { start_map(impl_, path, mode, flags, mapp, false) })
 }
 
 /// Closes a map and retires the handle, also when an error is returned.
@@ -349,7 +355,10 @@ pub unsafe extern "C" fn nczmap_close(map: *mut NCZMAP, deleteit: c_int) -> c_in
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(map as usize))
             .ok_or(Error::BadHandle)?;
-        retire(Box::from_raw(map));
+        // SAFETY: `map` was in the table of open maps, so it is a handle
+        // `start_map` made with `Box::into_raw`, and removing it from the
+        // table made this call its only owner.
+        retire(unsafe { Box::from_raw(map) });
         // Calls still running on other threads hold a reference: wait for them.
         let mut entry = entry;
         let map = loop {
@@ -373,7 +382,12 @@ pub unsafe extern "C" fn nczmap_close(map: *mut NCZMAP, deleteit: c_int) -> c_in
 /// `map` is NULL or a handle; `key` is NULL or a NUL-terminated string.
 #[export_name = "zmap_nczmap_exists"]
 pub unsafe extern "C" fn nczmap_exists(map: *mut NCZMAP, key: *const c_char) -> c_int {
-    with_map(map, |m| m.exists(&object_key(key)?))
+    with_map(map, |m| {
+        // SAFETY: `key` is NULL or a NUL-terminated string that lives for
+        // the call (# Safety above).
+        let key = unsafe { object_key(key) }?;
+        m.exists(&key)
+    })
 }
 
 /// The object's length into `*sizep` (`sizep` may be NULL); `NC_EEMPTY`
@@ -387,10 +401,15 @@ pub unsafe extern "C" fn nczmap_len(
     key: *const c_char,
     sizep: *mut size64_t,
 ) -> c_int {
-    set_out(sizep, 0);
+    // SAFETY: `sizep` is NULL or writable (# Safety above).
+    unsafe { set_out(sizep, 0) };
     with_map(map, |m| {
-        let len = m.len(&object_key(key)?)?;
-        set_out(sizep, len);
+        // SAFETY: `key` is NULL or a NUL-terminated string that lives for
+        // the call (# Safety above).
+        let key = unsafe { object_key(key) }?;
+        let len = m.len(&key)?;
+        // SAFETY: `sizep` is NULL or writable (# Safety above).
+        unsafe { set_out(sizep, len) };
         Ok(())
     })
 }
@@ -403,7 +422,12 @@ pub unsafe extern "C" fn nczmap_len(
 /// As for `nczmap_exists`.
 #[export_name = "zmap_nczmap_defineobj"]
 pub unsafe extern "C" fn nczmap_defineobj(map: *mut NCZMAP, key: *const c_char) -> c_int {
-    with_map(map, |m| m.define(&object_key(key)?))
+    with_map(map, |m| {
+        // SAFETY: `key` is NULL or a NUL-terminated string that lives for
+        // the call (# Safety above).
+        let key = unsafe { object_key(key) }?;
+        m.define(&key)
+    })
 }
 
 /// Reads `count` bytes at `start` into `content` (caller's buffer of at
@@ -421,10 +445,14 @@ pub unsafe extern "C" fn nczmap_read(
     content: *mut c_void,
 ) -> c_int {
     with_map(map, |m| {
-        let key = object_key(key)?;
+        // SAFETY: `key` is NULL or a NUL-terminated string that lives for
+        // the call (# Safety above).
+        let key = unsafe { object_key(key) }?;
         let buf: &mut [u8] = match buffer_len(count, content.is_null())? {
             0 => &mut [],
-            n => std::slice::from_raw_parts_mut(content as *mut u8, n),
+            // SAFETY: `content` is not NULL and valid for `count` = `n`
+            // bytes of writes (# Safety above).
+            n => unsafe { std::slice::from_raw_parts_mut(content as *mut u8, n) },
         };
         m.read(&key, start, buf)
     })
@@ -457,10 +485,14 @@ pub unsafe extern "C" fn nczmap_write(
     content: *const c_void,
 ) -> c_int {
     with_map(map, |m| {
-        let key = object_key(key)?;
+        // SAFETY: `key` is NULL or a NUL-terminated string that lives for
+        // the call (# Safety above).
+        let key = unsafe { object_key(key) }?;
         let data: &[u8] = match buffer_len(count, content.is_null())? {
             0 => &[],
-            n => std::slice::from_raw_parts(content as *const u8, n),
+            // SAFETY: `content` is not NULL and valid for `count` = `n`
+            // bytes of reads (# Safety above).
+            n => unsafe { std::slice::from_raw_parts(content as *const u8, n) },
         };
         m.write(&key, start, data)
     })
@@ -481,10 +513,11 @@ pub unsafe extern "C" fn nczmap_search(
     matches: *mut NClist,
 ) -> c_int {
     with_map(map, |m| {
-        let matches = matches
-            .as_mut()
-            .ok_or(Error::Invalid("NULL matches list"))?;
-        let given = c_bytes(prefix).unwrap_or(b"");
+        // SAFETY: `matches` is NULL or a valid list, `prefix` NULL or a
+        // NUL-terminated string living for the call (# Safety above).
+        let (matches, given) = unsafe { (matches.as_mut(), c_bytes(prefix)) };
+        let matches = matches.ok_or(Error::Invalid("NULL matches list"))?;
+        let given = given.unwrap_or(b"");
         let mut full = Vec::with_capacity(given.len() + 64);
         full.extend_from_slice(given);
         if given.last() != Some(&b'/') {
@@ -496,9 +529,13 @@ pub unsafe extern "C" fn nczmap_search(
             full.truncate(base);
             full.extend_from_slice(name.as_bytes());
             let entry = malloc_string(&full)?;
-            if !list::push(matches, entry as *mut c_void) {
-                libc::free(entry as *mut c_void);
-                return Err(Error::NoMem);
+            // SAFETY: `matches` is a valid list; `entry` is malloc()ed here
+            // and freed only if the list did not take it.
+            unsafe {
+                if !list::push(matches, entry as *mut c_void) {
+                    libc::free(entry as *mut c_void);
+                    return Err(Error::NoMem);
+                }
             }
             Ok(())
         })

@@ -1,4 +1,5 @@
-//! The C boundary: the only place with `unsafe`.
+//! The C boundary: libzmap's only `unsafe` (the core's own is in its GNZ
+//! locks and write-back, its S3 client and its NC4 bindings).
 //!
 //! Every export runs its body inside `guard`, which turns a Rust `Result`
 //! into an NC status and a panic into `NC_EINTERNAL`, so no unwind ever
@@ -42,7 +43,9 @@ pub(crate) unsafe fn c_bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
     if ptr.is_null() {
         None
     } else {
-        Some(CStr::from_ptr(ptr).to_bytes())
+        // SAFETY: not NULL, and the caller promises a NUL-terminated string
+        // that outlives 'a.
+        Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
     }
 }
 
@@ -54,7 +57,8 @@ pub(crate) unsafe fn required_bytes<'a>(
     ptr: *const c_char,
     what: &'static str,
 ) -> Result<&'a [u8]> {
-    c_bytes(ptr).ok_or(Error::Invalid(what))
+    // SAFETY: the caller makes `c_bytes`'s promise about `ptr`.
+    unsafe { c_bytes(ptr) }.ok_or(Error::Invalid(what))
 }
 
 /// A `malloc`ed, NUL-terminated copy of `bytes`, for C to `free`.
@@ -77,6 +81,7 @@ pub(crate) fn malloc_string(bytes: &[u8]) -> Result<*mut c_char> {
 /// `out` is NULL or valid for a write of `T`.
 pub(crate) unsafe fn set_out<T>(out: *mut T, value: T) {
     if !out.is_null() {
-        out.write(value);
+        // SAFETY: not NULL, and the caller promises it is valid for a write.
+        unsafe { out.write(value) };
     }
 }

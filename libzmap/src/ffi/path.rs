@@ -19,7 +19,9 @@ use zmap_core::paths;
 /// As for `nczm_split_delim`.
 #[export_name = "zmap_nczm_split"]
 pub unsafe extern "C" fn nczm_split(path: *const c_char, segments: *mut NClist) -> c_int {
-    nczm_split_delim(path, b'/' as c_char, segments)
+    // SAFETY: `path` and `segments` are as `nczm_split_delim` needs
+    // (# Safety above).
+    unsafe { nczm_split_delim(path, b'/' as c_char, segments) }
 }
 
 /// Splits `path` at `delim`, appending each piece to `segments` (which is
@@ -41,16 +43,20 @@ pub unsafe extern "C" fn nczm_split_delim(
     delim: c_char,
     segments: *mut NClist,
 ) -> c_int {
-    guard(|| {
-        let segments = segments
-            .as_mut()
-            .ok_or(Error::Invalid("nczm_split: NULL segment list"))?;
-        let split = paths::split_delim(c_bytes(path), delim as u8);
-        for piece in &split.pieces {
-            push_string(segments, piece)?;
-        }
-        split.status
-    })
+    // SAFETY: `path` is NULL or a NUL-terminated string, `segments` NULL
+    // or a valid list (# Safety above).
+    unsafe {
+        guard(|| {
+            let segments = segments
+                .as_mut()
+                .ok_or(Error::Invalid("nczm_split: NULL segment list"))?;
+            let split = paths::split_delim(c_bytes(path), delim as u8);
+            for piece in &split.pieces {
+                push_string(segments, piece)?;
+            }
+            split.status
+        })
+    }
 }
 
 /// Appends a `malloc`ed copy of `bytes` to `list`.
@@ -58,12 +64,16 @@ pub unsafe extern "C" fn nczm_split_delim(
 /// # Safety
 /// `list` is a valid list.
 unsafe fn push_string(list: &mut NClist, bytes: &[u8]) -> Result<()> {
-    let copy = malloc_string(bytes)?;
-    if list::push(list, copy as *mut c_void) {
-        Ok(())
-    } else {
-        libc::free(copy as *mut c_void);
-        Err(Error::NoMem)
+    // SAFETY: `list` is a valid list (# Safety above); `copy` is malloc()ed
+    // here and freed only if the list did not take it.
+    unsafe {
+        let copy = malloc_string(bytes)?;
+        if list::push(list, copy as *mut c_void) {
+            Ok(())
+        } else {
+            libc::free(copy as *mut c_void);
+            Err(Error::NoMem)
+        }
     }
 }
 
@@ -73,15 +83,19 @@ unsafe fn push_string(list: &mut NClist, bytes: &[u8]) -> Result<()> {
 /// `segments` is NULL or a valid list whose elements are NULL or
 /// NUL-terminated strings outliving `'a`.
 unsafe fn list_strings<'a>(segments: *mut NClist) -> Result<Vec<&'a [u8]>> {
-    let list = segments
-        .as_ref()
-        .ok_or(Error::Invalid("nczm_join: NULL segment list"))?;
-    (0..list.length)
-        .map(|i| {
-            c_bytes(list::nclistget(segments, i) as *const c_char)
-                .ok_or(Error::Invalid("nczm_join: NULL segment"))
-        })
-        .collect()
+    // SAFETY: `segments` is NULL or a valid list of NULL or
+    // NUL-terminated strings outliving 'a (# Safety above).
+    unsafe {
+        let list = segments
+            .as_ref()
+            .ok_or(Error::Invalid("nczm_join: NULL segment list"))?;
+        (0..list.length)
+            .map(|i| {
+                c_bytes(list::nclistget(segments, i) as *const c_char)
+                    .ok_or(Error::Invalid("nczm_join: NULL segment"))
+            })
+            .collect()
+    }
 }
 
 /// Stores a `malloc`ed copy of `bytes` in `*out`; a NULL `out` stores
@@ -90,8 +104,11 @@ unsafe fn list_strings<'a>(segments: *mut NClist) -> Result<Vec<&'a [u8]>> {
 /// # Safety
 /// `out` is NULL or valid for a write.
 unsafe fn put_string(out: *mut *mut c_char, bytes: &[u8]) -> Result<()> {
-    if !out.is_null() {
-        set_out(out, malloc_string(bytes)?);
+    // SAFETY: `out` is NULL or valid for a write (# Safety above).
+    unsafe {
+        if !out.is_null() {
+            set_out(out, malloc_string(bytes)?);
+        }
     }
     Ok(())
 }
@@ -109,7 +126,8 @@ unsafe fn put_string(out: *mut *mut c_char, bytes: &[u8]) -> Result<()> {
 /// `pathp` is NULL or valid for a write.
 #[export_name = "zmap_nczm_join"]
 pub unsafe extern "C" fn nczm_join(segments: *mut NClist, pathp: *mut *mut c_char) -> c_int {
-    guard(|| put_string(pathp, &paths::join(&list_strings(segments)?)))
+    // SAFETY: `segments` and `pathp` are as # Safety above says.
+    unsafe { guard(|| put_string(pathp, &paths::join(&list_strings(segments)?))) }
 }
 
 /// Like `nczm_join`, but a first segment that is exactly a Windows drive
@@ -124,7 +142,8 @@ pub unsafe extern "C" fn nczm_join(segments: *mut NClist, pathp: *mut *mut c_cha
 /// As for `nczm_join`.
 #[export_name = "zmap_nczm_joinpath"]
 pub unsafe extern "C" fn nczm_joinpath(segments: *mut NClist, pathp: *mut *mut c_char) -> c_int {
-    guard(|| put_string(pathp, &paths::joinpath(&list_strings(segments)?)))
+    // SAFETY: `segments` and `pathp` are as # Safety above says.
+    unsafe { guard(|| put_string(pathp, &paths::joinpath(&list_strings(segments)?))) }
 }
 
 /// Concatenates two key parts into `*pathp`: `prefix` minus one trailing
@@ -145,7 +164,8 @@ pub unsafe extern "C" fn nczm_concat(
     suffix: *const c_char,
     pathp: *mut *mut c_char,
 ) -> c_int {
-    guard(|| put_string(pathp, &paths::concat(c_bytes(prefix), c_bytes(suffix))))
+    // SAFETY: `prefix`, `suffix` and `pathp` are as # Safety above says.
+    unsafe { guard(|| put_string(pathp, &paths::concat(c_bytes(prefix), c_bytes(suffix)))) }
 }
 
 /// Divides `key` after `nsegs` segments into `*prefixp` and `*suffixp` (the
@@ -169,22 +189,26 @@ pub unsafe extern "C" fn nczm_divide_at(
     prefixp: *mut *mut c_char,
     suffixp: *mut *mut c_char,
 ) -> c_int {
-    guard(|| {
-        let Some((prefix, suffix)) = paths::divide_at(c_bytes(key), nsegs)? else {
-            return Ok(());
-        };
-        let prefix = optional_copy(prefixp, prefix)?;
-        let suffix = match optional_copy(suffixp, suffix) {
-            Ok(s) => s,
-            Err(e) => {
-                libc::free(prefix as *mut c_void);
-                return Err(e);
-            }
-        };
-        set_out(prefixp, prefix);
-        set_out(suffixp, suffix);
-        Ok(())
-    })
+    // SAFETY: `key`, `prefixp` and `suffixp` are as # Safety above says;
+    // `prefix` is NULL or malloc()ed here, freed only if it is not handed out.
+    unsafe {
+        guard(|| {
+            let Some((prefix, suffix)) = paths::divide_at(c_bytes(key), nsegs)? else {
+                return Ok(());
+            };
+            let prefix = optional_copy(prefixp, prefix)?;
+            let suffix = match optional_copy(suffixp, suffix) {
+                Ok(s) => s,
+                Err(e) => {
+                    libc::free(prefix as *mut c_void);
+                    return Err(e);
+                }
+            };
+            set_out(prefixp, prefix);
+            set_out(suffixp, suffix);
+            Ok(())
+        })
+    }
 }
 
 /// A `malloc`ed copy of `bytes` if `out` wants one, else NULL.
@@ -204,13 +228,17 @@ fn optional_copy(out: *mut *mut c_char, bytes: &[u8]) -> Result<*mut c_char> {
 /// NULL or `malloc`ed.
 #[export_name = "zmap_nczm_clear"]
 pub unsafe extern "C" fn nczm_clear(map: *mut NCZMAP) -> c_int {
-    guard(|| {
-        if let Some(map) = map.as_mut() {
-            libc::free(map.url as *mut c_void);
-            map.url = ptr::null_mut();
-        }
-        Ok(())
-    })
+    // SAFETY: `map` is NULL or an `NCZMAP` whose `url` is NULL or
+    // malloc()ed (# Safety above); `url` is set to NULL once freed.
+    unsafe {
+        guard(|| {
+            if let Some(map) = map.as_mut() {
+                libc::free(map.url as *mut c_void);
+                map.url = ptr::null_mut();
+            }
+            Ok(())
+        })
+    }
 }
 
 /// 1 if `path` is absolute: it begins with `/` or `\`, or with an ASCII
@@ -220,7 +248,8 @@ pub unsafe extern "C" fn nczm_clear(map: *mut NCZMAP) -> c_int {
 /// `path` is NULL or a NUL-terminated string.
 #[export_name = "zmap_nczm_isabsolutepath"]
 pub unsafe extern "C" fn nczm_isabsolutepath(path: *const c_char) -> c_int {
-    guard_value(0, || paths::is_absolute_path(c_bytes(path)) as c_int)
+    // SAFETY: `path` is NULL or a NUL-terminated string (# Safety above).
+    unsafe { guard_value(0, || paths::is_absolute_path(c_bytes(path)) as c_int) }
 }
 
 /// Copies `path` into `*newpathp` with every `\` turned into `/` and the
@@ -243,10 +272,13 @@ pub unsafe extern "C" fn nczm_localize(
 ) -> c_int {
     // `local` only selects '\' as the separator on Windows builds.
     let _ = local;
-    guard(|| {
-        let path = required_bytes(path, "nczm_localize: NULL path")?;
-        put_string(newpathp, &paths::localize(path))
-    })
+    // SAFETY: `path` and `newpathp` are as # Safety above says.
+    unsafe {
+        guard(|| {
+            let path = required_bytes(path, "nczm_localize: NULL path")?;
+            put_string(newpathp, &paths::localize(path))
+        })
+    }
 }
 
 /// The canonical form of a dataset path in `*cpathp`: the same as
@@ -266,8 +298,11 @@ pub unsafe extern "C" fn nczm_canonicalpath(
     path: *const c_char,
     cpathp: *mut *mut c_char,
 ) -> c_int {
-    guard(|| match paths::canonicalpath(c_bytes(path)) {
-        Some(canonical) => put_string(cpathp, &canonical),
-        None => Ok(()),
-    })
+    // SAFETY: `path` and `cpathp` are as # Safety above says.
+    unsafe {
+        guard(|| match paths::canonicalpath(c_bytes(path)) {
+            Some(canonical) => put_string(cpathp, &canonical),
+            None => Ok(()),
+        })
+    }
 }
