@@ -57,7 +57,8 @@ pub struct NcList {
 /// # Safety
 /// `list` points to a valid `NClist` whose `content` came from malloc.
 pub unsafe fn list_push_copy(list: *mut NcList, name: &str) -> bool {
-    let list = &mut *list;
+    // SAFETY: `list` points to a valid `NClist` (# Safety above).
+    let list = unsafe { &mut *list };
     if list.length >= list.alloc || list.content.is_null() {
         let alloc = if list.alloc == 0 {
             16
@@ -69,21 +70,24 @@ pub unsafe fn list_push_copy(list: *mut NcList, name: &str) -> bool {
             None => return false,
         };
         // SAFETY: content is NULL or malloc'ed (the list's contract).
-        let grown = libc::realloc(list.content.cast(), bytes).cast::<*mut c_void>();
+        let grown = unsafe { libc::realloc(list.content.cast(), bytes) }.cast::<*mut c_void>();
         if grown.is_null() {
             return false;
         }
         list.content = grown;
         list.alloc = alloc;
     }
-    // SAFETY: malloc of len+1 bytes, filled with the name and its NUL.
-    let copy = libc::malloc(name.len() + 1).cast::<u8>();
-    if copy.is_null() {
-        return false;
+    // SAFETY: malloc of len+1 bytes, filled with the name and its NUL;
+    // the slot at `length` < `alloc` is inside the list's storage.
+    unsafe {
+        let copy = libc::malloc(name.len() + 1).cast::<u8>();
+        if copy.is_null() {
+            return false;
+        }
+        std::ptr::copy_nonoverlapping(name.as_ptr(), copy, name.len());
+        *copy.add(name.len()) = 0;
+        *list.content.add(list.length) = copy.cast();
     }
-    std::ptr::copy_nonoverlapping(name.as_ptr(), copy, name.len());
-    *copy.add(name.len()) = 0;
-    *list.content.add(list.length) = copy.cast();
     list.length += 1;
     true
 }

@@ -54,7 +54,8 @@ unsafe fn key_arg<'a>(key: *const c_char, null_is_root: bool) -> Result<Key<'a>>
             Err(Error::Invalid("NULL key"))
         };
     }
-    Key::parse(CStr::from_ptr(key).to_bytes())
+    // SAFETY: not NULL, so a NUL-terminated string (# Safety above).
+    Key::parse(unsafe { CStr::from_ptr(key) }.to_bytes())
 }
 
 /// What create/open/truncate do with `(impl, url)`: our route, or netCDF's.
@@ -72,7 +73,8 @@ unsafe fn target<'a>(host: &Host, imp: c_int, path: *const c_char) -> Target<'a>
     if path.is_null() {
         return Target::Theirs;
     }
-    let Ok(url) = CStr::from_ptr(path).to_str() else {
+    // SAFETY: not NULL, so a NUL-terminated string (# Safety above).
+    let Ok(url) = unsafe { CStr::from_ptr(path) }.to_str() else {
         return Target::Theirs;
     };
     match route(imp, url, probe) {
@@ -96,30 +98,36 @@ unsafe fn start(
     let Some(host) = host() else {
         return NC_ENOTBUILT;
     };
-    match target(host, imp, path) {
-        Target::Theirs => {
-            let own = if create { host.create } else { host.open };
-            let status = own(imp, path, mode, flags, parameters, mapp);
-            // A netCDF built without zip (Debian's 4.9.0) answers
-            // NC_ENOTBUILT: libzmap's ZIP backend serves the archive then.
-            match zip_fallback(host, imp, path, status) {
-                Some((location, url, generation)) => serve(
-                    Impl::Zip,
-                    &location,
-                    url,
-                    generation,
-                    imp,
-                    mode,
-                    flags,
-                    create,
-                    mapp,
-                ),
-                None => status,
+    // SAFETY: the caller keeps netCDF's contract for create/open (`path` NULL
+    // or a C string, `mapp` NULL or writable), which is what `target`,
+    // `zip_fallback`, `serve` and netCDF's own functions need; the arguments
+    // are passed on unchanged.
+    unsafe {
+        match target(host, imp, path) {
+            Target::Theirs => {
+                let own = if create { host.create } else { host.open };
+                let status = own(imp, path, mode, flags, parameters, mapp);
+                // A netCDF built without zip (Debian's 4.9.0) answers
+                // NC_ENOTBUILT: libzmap's ZIP backend serves the archive then.
+                match zip_fallback(host, imp, path, status) {
+                    Some((location, url, generation)) => serve(
+                        Impl::Zip,
+                        &location,
+                        url,
+                        generation,
+                        imp,
+                        mode,
+                        flags,
+                        create,
+                        mapp,
+                    ),
+                    None => status,
+                }
             }
+            Target::Ours(backend, location, url, generation) => serve(
+                backend, &location, url, generation, imp, mode, flags, create, mapp,
+            ),
         }
-        Target::Ours(backend, location, url, generation) => serve(
-            backend, &location, url, generation, imp, mode, flags, create, mapp,
-        ),
     }
 }
 
@@ -139,8 +147,10 @@ unsafe fn zip_fallback<'a>(
         return None;
     }
     let generation = host.generation?;
-    let url = CStr::from_ptr(path).to_str().ok()?;
-    let is_file_url = zmap_core::location::scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("file"));
+    // SAFETY: not NULL, so a NUL-terminated string (# Safety above).
+    let url = unsafe { CStr::from_ptr(path) }.to_str().ok()?;
+    let is_file_url =
+        zmap_core::location::scheme(url).is_some_and(|s| s.eq_ignore_ascii_case("file"));
     is_file_url.then(|| (url.to_string(), url, generation))
 }
 
@@ -163,7 +173,8 @@ unsafe fn serve(
     if mapp.is_null() {
         return NC_EINVAL;
     }
-    *mapp = std::ptr::null_mut();
+    // SAFETY: not NULL, so writable (# Safety above).
+    unsafe { *mapp = std::ptr::null_mut() };
     let request = Request {
         backend,
         location,
@@ -175,7 +186,8 @@ unsafe fn serve(
     };
     match maps::start(request, create, &API) {
         Ok(handle) => {
-            *mapp = handle;
+            // SAFETY: not NULL, so writable (# Safety above).
+            unsafe { *mapp = handle };
             NC_NOERR
         }
         Err(e) => e.code(),
@@ -195,7 +207,8 @@ pub unsafe extern "C" fn nczmap_create(
     parameters: *mut c_void,
     mapp: *mut *mut NcZmap,
 ) -> c_int {
-    guard(NC_EINTERNAL, || {
+    // SAFETY: netCDF's contract for create, which `start` needs (# Safety above).
+    guard(NC_EINTERNAL, || unsafe {
         start(true, imp, path, mode, flags, parameters, mapp)
     })
 }
@@ -213,7 +226,8 @@ pub unsafe extern "C" fn nczmap_open(
     parameters: *mut c_void,
     mapp: *mut *mut NcZmap,
 ) -> c_int {
-    guard(NC_EINTERNAL, || {
+    // SAFETY: netCDF's contract for open, which `start` needs (# Safety above).
+    guard(NC_EINTERNAL, || unsafe {
         start(false, imp, path, mode, flags, parameters, mapp)
     })
 }
@@ -230,10 +244,14 @@ pub unsafe extern "C" fn nczmap_close(map: *mut NcZmap, deleteit: c_int) -> c_in
             return NC_NOERR;
         }
         if maps::lookup(map).is_some() {
-            return code(maps::finish(map, deleteit != 0));
+            // SAFETY: one of our maps, which the caller does not use after
+            // this call (# Safety above).
+            return code(unsafe { maps::finish(map, deleteit != 0) });
         }
         match host() {
-            Some(host) => (host.close)(map, deleteit),
+            // SAFETY: not ours, so netCDF's own map, closed by netCDF's own
+            // function with the caller's arguments.
+            Some(host) => unsafe { (host.close)(map, deleteit) },
             None => NC_EINVAL,
         }
     })
@@ -267,8 +285,14 @@ fn dispatch(
 pub unsafe extern "C" fn nczmap_exists(map: *mut NcZmap, key: *const c_char) -> c_int {
     dispatch(
         map,
-        |open| code(key_arg(key, false).and_then(|k| open.with(|m| m.exists(&k)))),
-        |host| (host.exists)(map, key),
+        |open| {
+            // SAFETY: `key` is NULL or a C string (# Safety above).
+            let key = unsafe { key_arg(key, false) };
+            code(key.and_then(|k| open.with(|m| m.exists(&k))))
+        },
+        // SAFETY: not ours, so netCDF's own map: netCDF's own function with
+        // the caller's arguments, unchanged.
+        |host| unsafe { (host.exists)(map, key) },
     )
 }
 
@@ -288,15 +312,20 @@ pub unsafe extern "C" fn nczmap_len(
             if sizep.is_null() {
                 return NC_EINVAL;
             }
-            match key_arg(key, false).and_then(|k| open.with(|m| m.len(&k))) {
+            // SAFETY: `key` is NULL or a C string (# Safety above).
+            let key = unsafe { key_arg(key, false) };
+            match key.and_then(|k| open.with(|m| m.len(&k))) {
                 Ok(len) => {
-                    *sizep = len;
+                    // SAFETY: not NULL, so writable (# Safety above).
+                    unsafe { *sizep = len };
                     NC_NOERR
                 }
                 Err(e) => e.code(),
             }
         },
-        |host| (host.len)(map, key, sizep),
+        // SAFETY: not ours, so netCDF's own map: netCDF's own function with
+        // the caller's arguments, unchanged.
+        |host| unsafe { (host.len)(map, key, sizep) },
     )
 }
 
@@ -325,11 +354,15 @@ pub unsafe extern "C" fn nczmap_read(
                 &mut []
             } else {
                 // SAFETY: the caller gives `count` writable bytes at `content`.
-                std::slice::from_raw_parts_mut(content.cast(), count)
+                unsafe { std::slice::from_raw_parts_mut(content.cast(), count) }
             };
-            code(key_arg(key, false).and_then(|k| open.with(|m| m.read(&k, start, buf))))
+            // SAFETY: `key` is NULL or a C string (# Safety above).
+            let key = unsafe { key_arg(key, false) };
+            code(key.and_then(|k| open.with(|m| m.read(&k, start, buf))))
         },
-        |host| (host.read)(map, key, start, count, content),
+        // SAFETY: not ours, so netCDF's own map: netCDF's own function with
+        // the caller's arguments, unchanged.
+        |host| unsafe { (host.read)(map, key, start, count, content) },
     )
 }
 
@@ -371,9 +404,11 @@ pub unsafe extern "C" fn nczmap_write(
                 &[]
             } else {
                 // SAFETY: the caller gives `count` readable bytes at `content`.
-                std::slice::from_raw_parts(content, count)
+                unsafe { std::slice::from_raw_parts(content, count) }
             };
-            code(key_arg(key, false).and_then(|k| {
+            // SAFETY: `key` is a C string (# Safety above).
+            let key = unsafe { key_arg(key, false) };
+            code(key.and_then(|k| {
                 if k.is_root() {
                     return Err(Error::Invalid("the root is not an object"));
                 }
@@ -386,7 +421,9 @@ pub unsafe extern "C" fn nczmap_write(
                 })
             }))
         },
-        |host| (host.write)(map, key, a, b, c),
+        // SAFETY: not ours, so netCDF's own map: netCDF's own function with
+        // the caller's arguments, unchanged.
+        |host| unsafe { (host.write)(map, key, a, b, c) },
     )
 }
 
@@ -408,11 +445,13 @@ pub unsafe extern "C" fn nczmap_search(
             if matches.is_null() {
                 return NC_EINVAL;
             }
-            code(key_arg(prefix, true).and_then(|k| {
+            // SAFETY: `prefix` is NULL or a C string (# Safety above).
+            let prefix = unsafe { key_arg(prefix, true) };
+            code(prefix.and_then(|k| {
                 open.with(|m| {
                     m.search_each(&k, &mut |name| {
                         // SAFETY: the caller's valid list.
-                        if list_push_copy(matches, name) {
+                        if unsafe { list_push_copy(matches, name) } {
                             Ok(())
                         } else {
                             Err(Error::NoMem)
@@ -421,7 +460,9 @@ pub unsafe extern "C" fn nczmap_search(
                 })
             }))
         },
-        |host| (host.search)(map, prefix, matches),
+        // SAFETY: not ours, so netCDF's own map: netCDF's own function with
+        // the caller's arguments, unchanged.
+        |host| unsafe { (host.search)(map, prefix, matches) },
     )
 }
 
@@ -455,9 +496,12 @@ pub unsafe extern "C" fn nczmap_truncate(imp: c_int, url: *const c_char) -> c_in
         let Some(host) = host() else {
             return NC_ENOTBUILT;
         };
-        match target(host, imp, url) {
+        // SAFETY: `url` is NULL or a C string (# Safety above).
+        match unsafe { target(host, imp, url) } {
             Target::Theirs => match host.truncate {
-                Some(own) => own(imp, url),
+                // SAFETY: not ours: netCDF's own function with the caller's
+                // arguments, unchanged.
+                Some(own) => unsafe { own(imp, url) },
                 None => NC_ENOTBUILT,
             },
             Target::Ours(backend, location, _, _) => {

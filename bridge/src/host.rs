@@ -165,10 +165,12 @@ fn loaded_objects() -> Vec<String> {
         data: *mut c_void,
     ) -> c_int {
         // SAFETY: the loader passes a valid info; data is our Vec.
-        let names = &mut *data.cast::<Vec<String>>();
-        let name = (*info).dlpi_name;
+        let (names, name) = unsafe { (&mut *data.cast::<Vec<String>>(), (*info).dlpi_name) };
         if !name.is_null() {
-            let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+            // SAFETY: a loaded object's name, a NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(name) }
+                .to_string_lossy()
+                .into_owned();
             if !name.is_empty() {
                 names.push(name);
             }
@@ -195,8 +197,8 @@ fn load(source: Source) -> Option<Host> {
     }
     type VersionFn = unsafe extern "C" fn() -> *const c_char;
     let version = function!("nc_inq_libvers", VersionFn)
-        // SAFETY: nc_inq_libvers returns a static NUL-terminated string.
         .map(|f| {
+            // SAFETY: nc_inq_libvers returns a static NUL-terminated string.
             unsafe { CStr::from_ptr(f()) }
                 .to_string_lossy()
                 .into_owned()

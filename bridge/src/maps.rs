@@ -111,8 +111,9 @@ pub unsafe fn finish(handle: *mut NcZmap, delete: bool) -> Result<()> {
     let map = open.map.write().unwrap_or_else(|p| p.into_inner()).take();
     // SAFETY: `handle` came from Box::into_raw in `start` and left the table
     // just now, so nobody else frees it; its url came from malloc.
-    let boxed = Box::from_raw(handle);
-    libc::free(boxed.url.cast());
+    let boxed = unsafe { Box::from_raw(handle) };
+    // SAFETY: the url came from malloc and is freed only here.
+    unsafe { libc::free(boxed.url.cast()) };
     drop(boxed);
     let result = match map {
         Some(map) => map.close(delete),

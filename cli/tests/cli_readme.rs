@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 const ZMAP: &str = env!("CARGO_BIN_EXE_zmap");
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 const SECTION: &str = "## The `zmap` tool";
 const S3_DATASET: &str = "s3://my-bucket/ds";
 

@@ -26,10 +26,10 @@ use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use zmap_core::codes::NC_NOERR;
 use zmap::ffi::map::{
     nczmap_close, nczmap_create, nczmap_exists, nczmap_len, nczmap_read, nczmap_write, NCZMAP,
 };
+use zmap_core::codes::NC_NOERR;
 
 const SIZE: usize = 1024;
 const GROUPS: usize = 100;

@@ -97,7 +97,8 @@ fn a_panic_behind_the_c_boundary_prints_nothing() {
     // A worker the library starts for a guarded call is quiet too.
     let status = zmap::ffi::guard(|| {
         let quiet = zmap_core::quiet::is_quiet();
-        let worker = std::thread::spawn(move || zmap_core::quiet::inherit(quiet, || panic!("a bug")));
+        let worker =
+            std::thread::spawn(move || zmap_core::quiet::inherit(quiet, || panic!("a bug")));
         assert!(worker.join().is_err());
         Ok(())
     });

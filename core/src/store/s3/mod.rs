@@ -173,7 +173,10 @@ pub(crate) fn conformance_fixture() -> crate::testing::conformance::Fixture {
                 base.trim_end_matches('/'),
                 std::process::id()
             );
-            crate::testing::conformance::Fixture::new(location.clone(), Some(Box::new(Cleanup(location))))
+            crate::testing::conformance::Fixture::new(
+                location.clone(),
+                Some(Box::new(Cleanup(location))),
+            )
         }
         _ => crate::testing::conformance::Fixture::new(String::new(), None),
     }
