@@ -150,7 +150,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let pythons: Vec<(&str, PathBuf)> = [
         ("zarr 2 ZipStore", repo.join(".venv-zarr2/bin/python")),
         ("zarr 3 ZipStore", repo.join(".venv-zarr3/bin/python")),

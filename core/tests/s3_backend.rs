@@ -337,7 +337,7 @@ fn server_stopped_mid_run_gives_clean_errors() {
     }
     let dir = tempfile::tempdir().unwrap();
     let envfile = dir.path().join("server.env");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/seaweedfs.sh");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/seaweedfs.sh");
     let mut server = Command::new("bash")
         .arg(script)
         .arg("serve")
