@@ -87,8 +87,8 @@ if [ "$s3_n" != 0 ] && [ -f scripts/seaweedfs.sh ]; then
                 --big-count 4 --runs 3 --no-targets \
                 --title "S3 (a private SeaweedFS on 127.0.0.1; the others on $disk_dir)" \
                 >"$results/s3.md" &&
-            { CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$build_dir/cargo}" cargo bench --bench s3_overhead >&2 ||
-                echo "scripts/bench.sh: benches/s3_overhead.rs failed (not fatal)" >&2; }
+            { CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$build_dir/cargo}" cargo bench -p zmap-core --bench s3_overhead >&2 ||
+                echo "scripts/bench.sh: core/benches/s3_overhead.rs failed (not fatal)" >&2; }
     ); then
         echo "scripts/bench.sh: the S3 run failed (see above)" >&2
         printf '## S3\n\nThe S3 run failed: see the output of scripts/bench.sh.\n\n' >"$results/s3.md"

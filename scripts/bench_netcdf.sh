@@ -20,7 +20,7 @@ python=/usr/bin/python3
 bridge=${ZMAP_NETCDF_BRIDGE:-}
 if [ -z "$bridge" ]; then
     CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build --release -p zmap-netcdf --lib >&2
-    cargo build --release --bin zmap >&2
+    cargo build --release -p zmap-cli --bin zmap >&2
     bridge=$PWD/target/release/libzmap_netcdf.so
 fi
 zmap=${ZMAP_CLI:-$PWD/target/release/zmap}

@@ -32,7 +32,7 @@ for candidate in "$repo/.venv-zarr2/bin/python" "$repo/.venv-zarr3/bin/python" p
 done
 [ -n "$py" ] || fail "no Python with numpy (run scripts/setup.sh)"
 
-cargo build --quiet --lib || fail "cargo build failed"
+cargo build --quiet -p zmap --lib || fail "cargo build failed"
 target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
     echo "$repo/target")

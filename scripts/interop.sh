@@ -83,7 +83,7 @@ fi
 # With an S3 server to test against, the S3 backend (cargo feature "s3") is built in.
 features=()
 if [ -n "${ZMAP_TEST_S3_URL:-}" ]; then features=(--features s3); fi
-if ! cargo build --quiet --lib --bin zmap "${features[@]}"; then
+if ! cargo build --quiet -p zmap --lib -p zmap-cli --bin zmap "${features[@]}"; then
     echo "interop: cargo build failed"
     echo "interop: 0 passed, 1 failed"
     exit 1
