@@ -23,7 +23,7 @@ mod index;
 pub mod json;
 mod lock;
 mod place;
-pub mod space;
+mod space;
 mod stage;
 mod store;
 mod writeback;
