@@ -184,6 +184,9 @@ fn main() {
         let script = out_dir.join("zmap_versions.ld");
         fs::write(&script, version_script(&names)).expect("write zmap_versions.ld");
         println!("cargo:rustc-cdylib-link-arg=-fuse-ld=lld");
+        // Dependencies' own `#[no_mangle]` functions (crc-fast's C API, say)
+        // are not libzmap's ABI: keep every symbol of the linked rlibs local.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,--exclude-libs,ALL");
         println!("cargo:rustc-cdylib-link-arg={}", script.display());
     }
 

@@ -8,7 +8,6 @@
 //! - `json`: header values kept as written (`metadata`, NaN included).
 //! - `stage`: small writes held in memory until the next commit.
 //! - `lock`: the advisory locks (one writer, tracked readers).
-//! - `place`: where the file is (held directory, name): delete by identity.
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
 //! - `writeback`: large writes start going to the device before the commit.
 //! - `index`: the objects by key (store::tree over a slab).
@@ -22,7 +21,6 @@ pub mod format;
 mod index;
 pub mod json;
 mod lock;
-mod place;
 mod space;
 mod stage;
 mod store;

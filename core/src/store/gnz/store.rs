@@ -16,12 +16,12 @@ use super::fault;
 use super::format::{self, ArrayOut, Loaded, Parsed, PREFIX_LEN};
 use super::index::{Index, Layout, Object};
 use super::lock;
-use super::place::Place;
 use super::space::{align_up, Space};
 use super::stage::{self, Stage};
 use super::writeback;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::store::place::{Place, Removal};
 use crate::store::{is_dataset_marker, OpenOptions, Store};
 
 /// Page size of the layout: large objects start on multiples of it, the
@@ -326,7 +326,7 @@ impl GnzStore {
         }
         if !options.writable {
             let file = open_file(&path, false)?;
-            let place = Place::of(&path)?;
+            let place = Place::resolved(&path)?;
             let reader = Reader::open(&path, file)?;
             return Ok(GnzStore {
                 place,
@@ -334,7 +334,7 @@ impl GnzStore {
             });
         }
         let file = open_file(&path, true)?;
-        let place = Place::of(&path)?;
+        let place = Place::resolved(&path)?;
         lock::lock_writer(&file)?;
         let loaded = format::load_with(&file, build)?;
         GnzStore::from_loaded(path, place, file, loaded)
@@ -390,7 +390,7 @@ impl GnzStore {
             },
             Err(e) => return Err(e.into()),
         };
-        let place = Place::of(&path)?;
+        let place = Place::resolved(&path)?;
         lock::lock_writer(&file)?;
         if file.metadata()?.len() == 0 {
             let writer = Writer::fresh(file)?;
@@ -1620,12 +1620,17 @@ impl Store for GnzStore {
         if delete {
             // The file is removed while the map still holds it (and its
             // locks), by identity; uncommitted changes are dropped with it.
+            // Renamed away or replaced by another file: nothing is removed,
+            // and the dataset is no longer at its path (`Empty`).
             let removed = match &state {
-                State::Reader(r) => place.delete(&r.file),
-                State::Writer(w) => place.delete(&read(w).file),
+                State::Reader(r) => place.remove(&r.file),
+                State::Writer(w) => place.remove(&read(w).file),
             };
             drop(state);
-            return removed;
+            return match removed? {
+                Removal::Removed | Removal::AlreadyGone => Ok(()),
+                Removal::NotThere => Err(Error::Empty),
+            };
         }
         match state {
             State::Reader(_) => Ok(()),

@@ -22,13 +22,13 @@ use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::names;
 use super::sys;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::store::place::Place;
 use crate::store::{OpenOptions, Store};
 
 /// The longest object (ext4's largest file): a longer write is `NC_EINVAL`
@@ -229,31 +229,16 @@ fn identity(meta: &fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
-fn is_ours(path: &Path, held: &File) -> bool {
-    match (fs::symlink_metadata(path), held.metadata()) {
-        (Ok(now), Ok(ours)) => now.is_file() && identity(&now) == identity(&ours),
-        _ => false,
-    }
-}
-
-fn sync_parent_dir(path: &Path) -> Result<()> {
+/// The place of `path` (its directory held open).
+fn place_of(path: &Path) -> Result<Place> {
+    let name = path
+        .file_name()
+        .ok_or(Error::Invalid("an NC4 dataset path must name a file"))?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(parent)?.sync_all()?;
-    Ok(())
-}
-
-/// A new name next to `path` for a file that will replace it.
-fn temp_path(path: &Path) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.zmap-{}-{n}.tmp", std::process::id()))
+    Ok(Place::new(parent, name)?)
 }
 
 fn nc_open(path: &Path, writable: bool) -> Result<c_int> {
@@ -562,6 +547,9 @@ fn collect(group: c_int, key: &str, groups: &mut Vec<String>, out: &mut Vec<Foun
 
 pub struct Nc4Store {
     path: PathBuf,
+    /// The held directory and the file's name: renames and the delete go
+    /// through it, and only over the file this map holds.
+    place: Place,
     writable: bool,
     inner: Mutex<Inner>,
 }
@@ -583,15 +571,19 @@ impl Nc4Store {
             )));
         }
         let file = File::open(&path)?;
+        // The dataset is the file a symbolic link names, not the link.
+        let path = fs::canonicalize(&path)?;
+        let place = place_of(&path)?;
         let guard = sys::lock();
         let ncid = nc_open(&path, options.writable)?;
         drop(guard);
-        Ok(Nc4Store::new(path, options.writable, ncid, file))
+        Ok(Nc4Store::new(path, place, options.writable, ncid, file))
     }
 
-    fn new(path: PathBuf, writable: bool, ncid: c_int, file: File) -> Nc4Store {
+    fn new(path: PathBuf, place: Place, writable: bool, ncid: c_int, file: File) -> Nc4Store {
         Nc4Store {
             path,
+            place,
             writable,
             inner: Mutex::new(Inner {
                 ncid: Some(ncid),
@@ -614,6 +606,7 @@ impl Nc4Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
+        let place = place_of(&path)?;
         let _guard = sys::lock();
         let mut replace = None;
         if let Some(meta) = existing {
@@ -628,7 +621,7 @@ impl Nc4Store {
                     Err(e) => return Err(e),
                 };
                 if noclobber {
-                    return Ok(Nc4Store::new(path, true, ncid, file));
+                    return Ok(Nc4Store::new(path, place, true, ncid, file));
                 }
                 let ours = is_dataset(ncid);
                 nc_close(ncid)?;
@@ -640,35 +633,23 @@ impl Nc4Store {
         }
         // A new file next to it, made durable, then put in its place: a
         // crash leaves either the old dataset or the new empty one.
-        let temp = temp_path(&path);
+        let temp_name = place.temp_name();
+        let temp = path.with_file_name(&temp_name);
         let ncid = nc_create_new(&temp)?;
         let placed = (|| {
             nc_sync(ncid)?;
             let file = File::open(&temp)?;
             file.sync_all()?;
-            match &replace {
-                Some(old) if !is_ours(&path, old) => return Err(Error::Exists),
-                Some(_) => fs::rename(&temp, &path)?,
-                None => rustix::fs::renameat_with(
-                    rustix::fs::CWD,
-                    &temp,
-                    rustix::fs::CWD,
-                    &path,
-                    rustix::fs::RenameFlags::NOREPLACE,
-                )
-                .map_err(|e| match e {
-                    rustix::io::Errno::EXIST => Error::Exists,
-                    e => e.into(),
-                })?,
-            }
-            sync_parent_dir(&path)?;
+            // Over the file found above only, or where nothing is.
+            place.replace(&temp_name, replace.as_ref())?;
+            place.sync()?;
             Ok(file)
         })();
         match placed {
-            Ok(file) => Ok(Nc4Store::new(path, true, ncid, file)),
+            Ok(file) => Ok(Nc4Store::new(path, place, true, ncid, file)),
             Err(e) => {
                 let _ = nc_close(ncid);
-                let _ = fs::remove_file(&temp);
+                place.discard(&temp_name);
                 Err(e)
             }
         }
@@ -695,7 +676,8 @@ impl Nc4Store {
         let mut objects = Vec::new();
         collect(root, "/", &mut Vec::new(), &mut objects)?;
 
-        let temp = temp_path(&self.path);
+        let temp_name = self.place.temp_name();
+        let temp = self.path.with_file_name(&temp_name);
         let dst = nc_create_new(&temp)?;
         let copied = (|| {
             let mut groups: HashMap<Vec<String>, c_int> = HashMap::new();
@@ -738,12 +720,12 @@ impl Nc4Store {
             Ok(file) => file,
             Err(e) => {
                 let _ = nc_close(dst);
-                let _ = fs::remove_file(&temp);
+                self.place.discard(&temp_name);
                 return Err(e);
             }
         };
-        if !is_ours(&self.path, &inner.file) {
-            let _ = fs::remove_file(&temp);
+        if !self.place.holds(&inner.file)? {
+            self.place.discard(&temp_name);
             return Err(Error::Io(io::Error::other(
                 "the dataset's file was replaced by another",
             )));
@@ -752,12 +734,13 @@ impl Nc4Store {
         // new one is opened under the name it then has.
         inner.ncid = None;
         nc_close(root)?;
-        if let Err(e) = fs::rename(&temp, &self.path) {
-            let _ = fs::remove_file(&temp);
+        // Exchanged with the file this map holds, and only with it.
+        if let Err(e) = self.place.replace(&temp_name, Some(&inner.file)) {
+            self.place.discard(&temp_name);
             inner.ncid = Some(nc_open(&self.path, true)?);
-            return Err(e.into());
+            return Err(e);
         }
-        sync_parent_dir(&self.path)?;
+        self.place.sync()?;
         inner.ncid = Some(nc_open(&self.path, true)?);
         inner.file = file;
         inner.gone.clear();
@@ -912,13 +895,7 @@ impl Store for Nc4Store {
         if delete {
             // Only the file this map opened: whatever has the name now and
             // is not it stays.
-            if is_ours(&self.path, &inner.file) {
-                match fs::remove_file(&self.path) {
-                    Ok(()) => sync_parent_dir(&self.path)?,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.place.remove(&inner.file)?;
             return Ok(());
         }
         rewritten?;

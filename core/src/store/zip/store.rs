@@ -2,15 +2,12 @@
 //! as it was read, or bytes staged in memory since), the writer lock, the
 //! crash-safe rewrite at flush/close, and deletion by identity.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use rustix::fd::OwnedFd;
-use rustix::fs::{self as rfs, AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags, CWD};
+use rustix::fs::{self as rfs, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::archive::{Archive, Layout};
@@ -20,7 +17,7 @@ use crate::key::{self, Key};
 use crate::location;
 use crate::store::memory::{grow, put};
 use crate::store::tree::Tree;
-use crate::store::{OpenOptions, Store};
+use crate::store::{place, OpenOptions, Store};
 
 /// How often an open that lost a race with a rewrite (the name moved to a
 /// new archive between open and lock) is retried.
@@ -57,19 +54,13 @@ pub struct ZipStore {
 
 /// Where the archive is, and how it was opened.
 struct Place {
-    /// The directory holding the archive (`O_DIRECTORY`, held so renames,
-    /// identity checks and the directory sync need no path lookups).
-    dir: OwnedFd,
-    name: OsString,
+    /// The held directory and the archive's name in it: renames, identity
+    /// checks and the directory sync need no path lookups.
+    at: place::Place,
     path: PathBuf,
     writable: bool,
     /// The layout of a new (or emptied) archive at this location.
     fresh: Layout,
-}
-
-/// `(device, inode)` of a file.
-fn identity(st: &rfs::Stat) -> (u64, u64) {
-    (st.st_dev, st.st_ino)
 }
 
 /// The layout a new archive gets at `location`: netCDF's (a top-level
@@ -137,16 +128,9 @@ impl ZipStore {
                 _ => Error::Io(e),
             })?;
         }
-        let dir = rfs::openat(
-            CWD,
-            &parent,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(missing_is_empty)?;
+        let at = place::Place::new(&parent, &name).map_err(missing_is_empty)?;
         let place = Place {
-            dir,
-            name,
+            at,
             path,
             writable: options.writable,
             fresh,
@@ -172,16 +156,6 @@ impl ZipStore {
 }
 
 impl Place {
-    /// True if the archive's name still refers to `file`.
-    fn is_current(&self, file: &File) -> Result<bool> {
-        let held = identity(&rfs::fstat(file)?);
-        match rfs::statat(&self.dir, self.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => Ok(identity(&st) == held),
-            Err(Errno::NOENT) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Takes the writer lock of `file` (one writer per archive, across
     /// processes; readers never lock: a rewrite never changes their file).
     fn lock(file: &File) -> Result<()> {
@@ -199,7 +173,7 @@ impl Place {
             flags |= OFlags::NOFOLLOW;
         }
         // NONBLOCK: a FIFO at the name must not hang the open.
-        rfs::openat(&self.dir, self.name.as_os_str(), flags, Mode::empty()).map(File::from)
+        rfs::openat(self.at.dir(), self.at.name(), flags, Mode::empty()).map(File::from)
     }
 
     fn state_of(archive: Archive) -> Result<State> {
@@ -234,7 +208,7 @@ impl Place {
             }
             if self.writable {
                 Self::lock(&file)?;
-                if !self.is_current(&file)? {
+                if !self.at.holds(&file)? {
                     continue; // a writer replaced it meanwhile
                 }
             }
@@ -264,7 +238,7 @@ impl Place {
                 return Err(Error::Exists);
             }
             Self::lock(&file)?;
-            if !self.is_current(&file)? {
+            if !self.at.holds(&file)? {
                 continue;
             }
             let mut state = if st.st_size == 0 {
@@ -302,18 +276,6 @@ impl Place {
         Err(Error::Locked)
     }
 
-    /// A name for a new archive next to the old one.
-    fn temp_name(&self) -> OsString {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = self.name.as_bytes();
-        let base = &base[..base.len().min(160)];
-        let mut name = b".".to_vec();
-        name.extend_from_slice(base);
-        name.extend_from_slice(format!(".zmap-{}-{n}.tmp", std::process::id()).as_bytes());
-        OsString::from_vec(name)
-    }
-
     /// Writes a new archive of `objects` into a new file in the archive's
     /// directory, makes it durable, and puts it at the name: replacing
     /// `current` (which must still be what the name refers to, else
@@ -327,13 +289,13 @@ impl Place {
         comment: &str,
         layout: &Layout,
     ) -> Result<File> {
-        let temp = self.temp_name();
+        let temp = self.at.temp_name();
         let mode = match current {
             Some(a) => Mode::from_raw_mode(rfs::fstat(&a.file)?.st_mode & 0o7777),
             None => Mode::from_raw_mode(0o666),
         };
         let fd = rfs::openat(
-            &self.dir,
+            self.at.dir(),
             temp.as_os_str(),
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
             mode,
@@ -352,85 +314,21 @@ impl Place {
         let file = match written {
             Ok(file) => file,
             Err(e) => {
-                let _ = rfs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());
+                self.at.discard(&temp);
                 return Err(e);
             }
         };
         #[cfg(test)]
         if FAIL_BEFORE_SWAP.with(|f| f.replace(false)) {
-            let _ = rfs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());
+            self.at.discard(&temp);
             return Err(Error::Internal("test: rewrite stopped before the swap"));
         }
-        if let Err(e) = self.swap_in(&temp, current.map(|a| &a.file)) {
-            let _ = rfs::unlinkat(&self.dir, temp.as_os_str(), AtFlags::empty());
+        if let Err(e) = self.at.replace(&temp, current.map(|a| &a.file)) {
+            self.at.discard(&temp);
             return Err(e);
         }
-        rfs::fsync(&self.dir)?;
+        self.at.sync()?;
         Ok(file)
-    }
-
-    /// Puts the file `temp` at the name, atomically. With `current`, only
-    /// over that very file (device and inode): exchanged, checked, and the
-    /// old one unlinked, or exchanged back if the name held something else.
-    fn swap_in(&self, temp: &OsStr, current: Option<&File>) -> Result<()> {
-        let (dir, name) = (&self.dir, self.name.as_os_str());
-        let Some(current) = current else {
-            return self.place_new(temp);
-        };
-        let held = identity(&rfs::fstat(current)?);
-        match rfs::renameat_with(dir, temp, dir, name, RenameFlags::EXCHANGE) {
-            Ok(()) => {
-                let was = rfs::statat(dir, temp, AtFlags::SYMLINK_NOFOLLOW)?;
-                if identity(&was) == held {
-                    // The old archive, now under the temporary name: its
-                    // readers keep their descriptors.
-                    match rfs::unlinkat(dir, temp, AtFlags::empty()) {
-                        Ok(()) | Err(Errno::NOENT) => Ok(()),
-                        Err(e) => Err(e.into()),
-                    }
-                } else {
-                    rfs::renameat_with(dir, temp, dir, name, RenameFlags::EXCHANGE)?;
-                    Err(Error::Exists)
-                }
-            }
-            // The archive's name is gone (deleted by someone): ours goes
-            // there without replacing anything.
-            Err(Errno::NOENT) => self.place_new(temp),
-            // No exchange on this file system: check, then rename.
-            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-                match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) if identity(&st) == held => {
-                        rfs::renameat(dir, temp, dir, name)?;
-                        Ok(())
-                    }
-                    Ok(_) => Err(Error::Exists),
-                    Err(Errno::NOENT) => self.place_new(temp),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Moves `temp` to the name where nothing is; `Exists` if something is.
-    fn place_new(&self, temp: &OsStr) -> Result<()> {
-        let (dir, name) = (&self.dir, self.name.as_os_str());
-        match rfs::renameat_with(dir, temp, dir, name, RenameFlags::NOREPLACE) {
-            Ok(()) => Ok(()),
-            Err(Errno::EXIST) => Err(Error::Exists),
-            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-                // link(2) never replaces either.
-                match rfs::linkat(dir, temp, dir, name, AtFlags::empty()) {
-                    Ok(()) => {
-                        let _ = rfs::unlinkat(dir, temp, AtFlags::empty());
-                        Ok(())
-                    }
-                    Err(Errno::EXIST) => Err(Error::Exists),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Writes the staged state as a new archive (if anything changed).
@@ -463,15 +361,7 @@ impl Place {
     /// Removes the archive if its name still refers to it (device and inode
     /// of the held descriptor); a file put there since is left alone.
     fn delete(&self, file: &File) -> Result<()> {
-        if !self.is_current(file)? {
-            return Ok(());
-        }
-        match rfs::unlinkat(&self.dir, self.name.as_os_str(), AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(e.into()),
-        }
-        rfs::fsync(&self.dir)?;
-        Ok(())
+        self.at.remove(file).map(|_| ())
     }
 }
 

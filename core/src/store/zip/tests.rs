@@ -603,3 +603,28 @@ fn ten_gib_archive_opens_by_its_directory_and_reads_one_chunk() {
     assert_eq!(BYTES_READ.with(|n| n.get()), 30 + 4);
     map.close(false).unwrap();
 }
+
+#[test]
+fn entries_are_dated_when_written() {
+    let (_dir, path) = tmp();
+    let map = Map::create(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    map.write(&key("/v/0"), 0, b"x").unwrap();
+    map.close(false).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Years since 1970, within a day of the calendar year (UTC).
+    let year = |secs: u64| 1970 + (secs as f64 / 31_556_952.0) as u16;
+    let (earliest, latest) = (year(now - 86_400), year(now + 86_400));
+    let mut archive = zip::ZipArchive::new(fs::File::open(&path).unwrap()).unwrap();
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).unwrap();
+        let written = entry.last_modified().unwrap().year();
+        assert!(
+            (earliest..=latest).contains(&written),
+            "{}: dated {written}",
+            entry.name()
+        );
+    }
+}
