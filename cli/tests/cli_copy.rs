@@ -2,63 +2,13 @@
 //! existing dataset, and the guarantee that an interrupted copy never looks
 //! complete (and that `--resume` completes it).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ZMAP: &str = env!("CARGO_BIN_EXE_zmap");
+mod support;
 
-fn zmap(args: &[&str]) -> Output {
-    Command::new(ZMAP)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run zmap")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = zmap(args);
-    assert!(
-        out.status.success(),
-        "zmap {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Every regular file below `root`, by relative path, with its bytes; and
-/// every directory (content `None`).
-fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    fn visit(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_string();
-            if path.is_dir() {
-                out.insert(rel, None);
-                visit(root, &path, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    visit(root, root, &mut out);
-    out
-}
+use support::{ok, s, text, tree, zmap, ZMAP};
 
 /// A small Zarr-v2-shaped dataset written as plain files: markers at the
 /// top, nested groups and arrays, chunks of several sizes, an empty object.

@@ -3,61 +3,11 @@
 //! copies exactly between NC4 and every other backend.
 #![cfg(feature = "nc4")]
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-const ZMAP: &str = env!("CARGO_BIN_EXE_zmap");
+mod support;
 
-fn zmap(args: &[&str]) -> Output {
-    Command::new(ZMAP)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run zmap")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = zmap(args);
-    assert!(
-        out.status.success(),
-        "zmap {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Every regular file below `root` with its bytes, and every directory.
-fn tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    fn visit(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_string();
-            if path.is_dir() {
-                out.insert(rel, None);
-                visit(root, &path, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    visit(root, root, &mut out);
-    out
-}
+use support::{ok, s, text, tree, zmap};
 
 /// A Zarr-v2-shaped dataset as plain files (markers, nested groups, chunks
 /// of several sizes, an empty object, one object over 1 MiB).
