@@ -79,6 +79,10 @@ impl Children {
         &self,
         mut f: impl FnMut(&str) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
+        if self.long.is_empty() {
+            // The usual case: no merge.
+            return self.short.iter().try_for_each(|&h| short_name(h, &mut f));
+        }
         let mut long = self.long.iter().peekable();
         for &h in &self.short {
             // Long names before this one: a smaller head (a long name
@@ -86,17 +90,23 @@ impl Children {
             while let Some(l) = long.next_if(|l| head(l) < h) {
                 f(l)?;
             }
-            let bytes = h.to_be_bytes();
-            let len = 16 - (h.trailing_zeros() / 8) as usize;
-            // SAFETY: a name of at most 16 bytes is all in its head, and
-            // `insert` took those bytes from a whole `&str`: the first
-            // `len` bytes (the rest is padding, names hold no NUL) are
-            // that `str`'s bytes, valid UTF-8. (Checking them again cost
-            // every listed name of a search ~100 instructions.)
-            f(unsafe { std::str::from_utf8_unchecked(&bytes[..len]) })?;
+            short_name(h, &mut f)?;
         }
         long.try_for_each(|l| f(l))
     }
+}
+
+/// Calls `f` with the name whose head is `h` (a name of at most 16 bytes).
+#[inline(always)]
+fn short_name<R>(h: u128, f: impl FnOnce(&str) -> R) -> R {
+    let bytes = h.to_be_bytes();
+    let len = 16 - (h.trailing_zeros() / 8) as usize;
+    // SAFETY: a name of at most 16 bytes is all in its head, and
+    // `Children::insert` took those bytes from a whole `&str`: the first
+    // `len` bytes (the rest is padding, names hold no NUL) are that
+    // `str`'s bytes, valid UTF-8. (Checking them again cost every listed
+    // name of a search ~100 instructions.)
+    f(unsafe { std::str::from_utf8_unchecked(&bytes[..len]) })
 }
 
 /// A key as the table keeps it: up to 30 bytes in place (nearly every key:
@@ -122,7 +132,7 @@ impl Text {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn as_str(&self) -> &str {
         match self {
             // SAFETY: `new` copied the first `len` bytes from a whole
@@ -216,11 +226,12 @@ pub enum Slot<'t, 'k, V> {
 }
 
 impl<V> Tree<V> {
-    #[inline]
+    #[inline(always)]
     fn hash(&self, key: &str) -> u64 {
         self.hasher.hash_one(key)
     }
 
+    #[inline(always)]
     fn find(&self, key: &str) -> Option<&Node<V>> {
         self.table
             .find(self.hash(key), |e| e.key.as_str() == key)
@@ -258,6 +269,7 @@ impl<V> Tree<V> {
         self.objects == 0
     }
 
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&V> {
         match self.find(key)? {
             Node::Object(v) => Some(v),
@@ -521,6 +533,24 @@ mod tests {
         assert_eq!(t.children("/"), ["a", "c", "d"]);
         assert_eq!(t.children("/d/e"), ["f"]);
         assert_eq!(t.get("/d/e/f"), Some(&9));
+    }
+
+    #[test]
+    fn keys_longer_than_the_inline_text() {
+        let long = format!("/{}/{}", "a".repeat(40), "b".repeat(20));
+        let mut t = tree(&["/x", &long]);
+        assert_eq!(t.get(&long), Some(&1));
+        assert_eq!(
+            t.children(&format!("/{}", "a".repeat(40))),
+            ["b".repeat(20)]
+        );
+        assert!(matches!(t.entry(&long), Slot::Object(_)));
+        assert!(matches!(
+            t.entry(&format!("/{}", "a".repeat(40))),
+            Slot::Dir
+        ));
+        assert_eq!(t.remove(&long), Some(1));
+        assert_eq!(t.children("/"), ["x"]);
     }
 
     #[test]
