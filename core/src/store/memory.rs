@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::tree::Tree;
+use super::tree::{Slot, Tree};
 use super::{OpenOptions, Store};
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -129,13 +129,16 @@ impl Store for MemoryStore {
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
         let mut objects = self.dataset.write();
-        if let Some(object) = objects.get_mut(key.as_str()) {
-            return put(object, start, data);
+        match objects.entry(key.as_str()) {
+            Slot::Object(object) => put(object, start, data),
+            Slot::Dir => Err(Error::Invalid("key is a prefix of existing objects")),
+            Slot::Vacant(vacant) => {
+                // Allocated before it is linked: a failed write leaves no object.
+                let mut object = Vec::new();
+                put(&mut object, start, data)?;
+                vacant.insert(object)
+            }
         }
-        // Allocated before it is linked: a failed write leaves no object.
-        let mut object = Vec::new();
-        put(&mut object, start, data)?;
-        objects.insert_new(key.as_str(), object)
     }
 
     fn children(&self, prefix: &Key) -> Result<Vec<String>> {

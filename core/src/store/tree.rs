@@ -6,8 +6,10 @@
 //! set, and the leaf rules (no object at an intermediate key, none below an
 //! object) cost a few lookups whatever the dataset's size.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 /// foldhash: several times cheaper than the default SipHash on short keys
 /// (three hashes per new object were the largest cost of a MEM create),
@@ -16,83 +18,159 @@ type Hasher = foldhash::fast::RandomState;
 
 use crate::error::{Error, Result};
 
-/// The name of a child in its parent's sorted set, without an allocation
-/// when it is 16 bytes or shorter (nearly every name: `c.1234`, `.zarray`).
+/// The first 16 bytes of a name as a big-endian number, zero-padded.
 ///
-/// Ordered bytewise, mostly by one integer comparison: `head` is the first
-/// 16 bytes as a big-endian number, zero-padded. Names hold no NUL byte
-/// (keys have no control character), so a shorter name's padding orders it
-/// before any longer name it is a prefix of, as bytewise order does, and
-/// two names of at most 16 bytes are equal exactly when their heads are.
-#[derive(PartialEq, Eq)]
-struct Name {
-    head: u128,
-    /// The whole name, when it is longer than 16 bytes.
-    long: Option<Box<str>>,
+/// Names hold no NUL byte (keys have no control character), so ordering
+/// heads orders names bytewise as far as their first 16 bytes go: a
+/// shorter name's padding puts it before any longer name it is a prefix
+/// of, and two names of at most 16 bytes are equal exactly when their
+/// heads are.
+fn head(name: &str) -> u128 {
+    let bytes = name.as_bytes();
+    let mut head = [0u8; 16];
+    let n = bytes.len().min(16);
+    head[..n].copy_from_slice(&bytes[..n]);
+    u128::from_be_bytes(head)
 }
 
-impl Name {
-    fn new(name: &str) -> Name {
-        let bytes = name.as_bytes();
-        let mut head = [0u8; 16];
-        let n = bytes.len().min(16);
-        head[..n].copy_from_slice(&bytes[..n]);
-        Name {
-            head: u128::from_be_bytes(head),
-            long: (bytes.len() > 16).then(|| name.into()),
+/// The names of an intermediate key's children, sorted bytewise.
+///
+/// Names of at most 16 bytes (nearly every one: `c.1234`, `.zarray`) are
+/// kept as their heads, without an allocation, in a set ordered by plain
+/// integer comparisons (the B-tree search of a new name was the largest
+/// cost of a MEM create with `(head, Option<Box<str>>)` names); longer
+/// names are kept whole in a second set, and listing merges the two.
+#[derive(Default)]
+struct Children {
+    short: BTreeSet<u128>,
+    long: BTreeSet<Box<str>>,
+}
+
+impl Children {
+    fn one(name: &str) -> Children {
+        let mut children = Children::default();
+        children.insert(name);
+        children
+    }
+
+    fn insert(&mut self, name: &str) {
+        if name.len() <= 16 {
+            self.short.insert(head(name));
+        } else {
+            self.long.insert(name.into());
         }
     }
 
-    /// Calls `f` with the name's text.
+    fn remove(&mut self, name: &str) {
+        if name.len() <= 16 {
+            self.short.remove(&head(name));
+        } else {
+            self.long.remove(name);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.short.is_empty() && self.long.is_empty()
+    }
+
+    /// Calls `f` with every name, in bytewise order; stops at the first
+    /// error.
+    fn each<E>(
+        &self,
+        mut f: impl FnMut(&str) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        if self.long.is_empty() {
+            // The usual case: no merge.
+            return self.short.iter().try_for_each(|&h| short_name(h, &mut f));
+        }
+        let mut long = self.long.iter().peekable();
+        for &h in &self.short {
+            // Long names before this one: a smaller head (a long name
+            // whose head equals `h` has `h`'s name as its prefix: after).
+            while let Some(l) = long.next_if(|l| head(l) < h) {
+                f(l)?;
+            }
+            short_name(h, &mut f)?;
+        }
+        long.try_for_each(|l| f(l))
+    }
+}
+
+/// Calls `f` with the name whose head is `h` (a name of at most 16 bytes).
+#[inline(always)]
+fn short_name<R>(h: u128, f: impl FnOnce(&str) -> R) -> R {
+    let bytes = h.to_be_bytes();
+    let len = 16 - (h.trailing_zeros() / 8) as usize;
+    // SAFETY: a name of at most 16 bytes is all in its head, and
+    // `Children::insert` took those bytes from a whole `&str`: the first
+    // `len` bytes (the rest is padding, names hold no NUL) are that
+    // `str`'s bytes, valid UTF-8. (Checking them again cost every listed
+    // name of a search ~100 instructions.)
+    f(unsafe { std::str::from_utf8_unchecked(&bytes[..len]) })
+}
+
+/// A key as the table keeps it: up to 30 bytes in place (nearly every key:
+/// `/g0/v12/c.1234`, `/var/.zarray`), longer ones boxed. A new object then
+/// costs no allocation for its key.
+enum Text {
+    Short { len: u8, bytes: [u8; 30] },
+    Long(Box<str>),
+}
+
+impl Text {
+    fn new(key: &str) -> Text {
+        let b = key.as_bytes();
+        if b.len() <= 30 {
+            let mut bytes = [0u8; 30];
+            bytes[..b.len()].copy_from_slice(b);
+            Text::Short {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            Text::Long(key.into())
+        }
+    }
+
     #[inline(always)]
-    fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        match &self.long {
-            Some(long) => f(long),
-            None => {
-                let bytes = self.head.to_be_bytes();
-                let len = 16 - (self.head.trailing_zeros() / 8) as usize;
-                // SAFETY: a name of at most 16 bytes is all in `head`, and
-                // `new` took those bytes from a whole `&str`: the first
-                // `len` bytes (the rest is padding, names hold no NUL) are
-                // that `str`'s bytes, valid UTF-8. (Checking them again
-                // cost every listed name of a search ~100 instructions.)
-                f(unsafe { std::str::from_utf8_unchecked(&bytes[..len]) })
-            }
+    fn as_str(&self) -> &str {
+        match self {
+            // SAFETY: `new` copied the first `len` bytes from a whole
+            // `&str`: valid UTF-8.
+            Text::Short { len, bytes } => unsafe {
+                std::str::from_utf8_unchecked(&bytes[..*len as usize])
+            },
+            Text::Long(s) => s,
         }
     }
 }
 
-impl Ord for Name {
-    fn cmp(&self, other: &Name) -> Ordering {
-        self.head.cmp(&other.head).then_with(|| {
-            // Equal first 16 bytes: the longer name is the greater, two
-            // long names compare by their whole text.
-            match (&self.long, &other.long) {
-                (Some(a), Some(b)) => a.cmp(b),
-                (a, b) => a.is_some().cmp(&b.is_some()),
-            }
-        })
-    }
+/// What is at a key: an object, or an intermediate key with its children.
+enum Node<V> {
+    Object(V),
+    Dir(Children),
 }
 
-impl PartialOrd for Name {
-    fn partial_cmp(&self, other: &Name) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
+struct Entry<V> {
+    key: Text,
+    node: Node<V>,
 }
 
+/// Objects and intermediate keys in one hash table (a key is never both):
+/// a new object is one hash of its key and one lookup of its parent.
 pub struct Tree<V> {
-    objects: HashMap<Box<str>, V, Hasher>,
-    /// Intermediate key -> names of its children. A key is never both an
-    /// object and an intermediate key.
-    dirs: HashMap<Box<str>, BTreeSet<Name>, Hasher>,
+    table: HashTable<Entry<V>>,
+    hasher: Hasher,
+    /// How many entries are objects.
+    objects: usize,
 }
 
 impl<V> Default for Tree<V> {
     fn default() -> Self {
         Tree {
-            objects: HashMap::default(),
-            dirs: HashMap::default(),
+            table: HashTable::new(),
+            hasher: Hasher::default(),
+            objects: 0,
         }
     }
 }
@@ -107,91 +185,210 @@ fn split_parent(key: &str) -> (&str, &str) {
     }
 }
 
+/// A key `Tree::entry` did not find: `insert` adds it under the leaf rules
+/// without hashing it again.
+pub struct Vacant<'t, 'k, V> {
+    tree: &'t mut Tree<V>,
+    key: &'k str,
+    hash: u64,
+}
+
+impl<V> Vacant<'_, '_, V> {
+    /// Adds the object if the leaf rules allow it (`Tree::insert_new`).
+    pub fn insert(self, value: V) -> Result<()> {
+        let (parent, name) = split_parent(self.key);
+        let tree = self.tree;
+        let ph = tree.hash(parent);
+        match tree.table.find_mut(ph, |e| e.key.as_str() == parent) {
+            Some(Entry {
+                node: Node::Dir(children),
+                ..
+            }) => {
+                children.insert(name);
+            }
+            // The parent is an object (refused), or missing: the slow path.
+            _ => {
+                tree.check_leaf_above(self.key)?;
+                tree.link(self.key);
+            }
+        }
+        tree.add_object(self.hash, self.key, value);
+        Ok(())
+    }
+}
+
+/// What `Tree::entry` found at a key.
+pub enum Slot<'t, 'k, V> {
+    Object(&'t mut V),
+    /// An intermediate key: no object may be made there.
+    Dir,
+    Vacant(Vacant<'t, 'k, V>),
+}
+
 impl<V> Tree<V> {
+    #[inline(always)]
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline(always)]
+    fn find(&self, key: &str) -> Option<&Node<V>> {
+        self.table
+            .find(self.hash(key), |e| e.key.as_str() == key)
+            .map(|e| &e.node)
+    }
+
+    fn is_dir(&self, key: &str) -> bool {
+        matches!(self.find(key), Some(Node::Dir(_)))
+    }
+
+    /// Adds an object entry whose hash is `hash` (the key is not present).
+    fn add_object(&mut self, hash: u64, key: &str, value: V) {
+        let hasher = &self.hasher;
+        self.table.insert_unique(
+            hash,
+            Entry {
+                key: Text::new(key),
+                node: Node::Object(value),
+            },
+            |e| hasher.hash_one(e.key.as_str()),
+        );
+        self.objects += 1;
+    }
+
     pub fn clear(&mut self) {
-        self.objects.clear();
-        self.dirs.clear();
+        self.table.clear();
+        self.objects = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.objects.len()
+        self.objects
     }
 
     pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
+        self.objects == 0
     }
 
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.objects.get(key)
+        match self.find(key)? {
+            Node::Object(v) => Some(v),
+            Node::Dir(_) => None,
+        }
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.objects.get_mut(key)
+        let hash = self.hash(key);
+        match &mut self.table.find_mut(hash, |e| e.key.as_str() == key)?.node {
+            Node::Object(v) => Some(v),
+            Node::Dir(_) => None,
+        }
+    }
+
+    /// The object at `key`, or what stands there instead, with one hash of
+    /// the key (a write that creates the object does not hash it again).
+    pub fn entry<'t, 'k>(&'t mut self, key: &'k str) -> Slot<'t, 'k, V> {
+        let hash = self.hash(key);
+        match self
+            .table
+            .find_bucket_index(hash, |e| e.key.as_str() == key)
+        {
+            Some(index) => match self.table.get_bucket_mut(index).map(|e| &mut e.node) {
+                Some(Node::Object(v)) => Slot::Object(v),
+                _ => Slot::Dir,
+            },
+            None => Slot::Vacant(Vacant {
+                tree: self,
+                key,
+                hash,
+            }),
+        }
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.objects.contains_key(key)
+        matches!(self.find(key), Some(Node::Object(_)))
     }
 
     /// Every object, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
-        self.objects.iter().map(|(k, v)| (&**k, v))
+        self.table.iter().filter_map(|e| match &e.node {
+            Node::Object(v) => Some((e.key.as_str(), v)),
+            Node::Dir(_) => None,
+        })
     }
 
     /// Refuses a new object at `key` if `key` is an intermediate key or
     /// lies below an object.
     pub fn check_leaf(&self, key: &str) -> Result<()> {
-        if self.dirs.contains_key(key) {
+        if self.is_dir(key) {
             return Err(Error::Invalid("key is a prefix of existing objects"));
         }
+        self.check_leaf_above(key)
+    }
+
+    /// `check_leaf`'s rule for the keys above `key`: none is an object.
+    fn check_leaf_above(&self, key: &str) -> Result<()> {
         // Up from the parent until an intermediate key: everything above
         // one is an intermediate key too, so no object.
         let mut at = key;
         loop {
             let (parent, _) = split_parent(at);
-            if parent == "/" || self.dirs.contains_key(parent) {
+            if parent == "/" {
                 return Ok(());
             }
-            if self.objects.contains_key(parent) {
-                return Err(Error::Invalid("key lies below an existing object"));
+            match self.find(parent) {
+                Some(Node::Dir(_)) => return Ok(()),
+                Some(Node::Object(_)) => {
+                    return Err(Error::Invalid("key lies below an existing object"))
+                }
+                None => at = parent,
             }
-            at = parent;
         }
     }
 
     /// Adds a new object at `key` (not present) if the leaf rules allow it
     /// (`check_leaf`), else gives their error and changes nothing. One
     /// lookup of the parent when it is already an intermediate key (the
-    /// usual case) instead of `check_leaf`'s and `insert`'s two.
+    /// usual case).
     pub fn insert_new(&mut self, key: &str, value: V) -> Result<()> {
-        if self.dirs.contains_key(key) {
-            return Err(Error::Invalid("key is a prefix of existing objects"));
+        match self.entry(key) {
+            Slot::Vacant(vacant) => vacant.insert(value),
+            Slot::Dir => Err(Error::Invalid("key is a prefix of existing objects")),
+            Slot::Object(_) => Err(Error::Internal("object already present")),
         }
-        let (parent, name) = split_parent(key);
-        if let Some(children) = self.dirs.get_mut(parent) {
-            children.insert(Name::new(name));
-            self.objects.insert(key.into(), value);
-            return Ok(());
-        }
-        self.check_leaf(key)?;
-        self.insert(key, value);
-        Ok(())
     }
 
     /// Adds a new object (checked with `check_leaf`, not present) and links
     /// it into the tree, making the intermediate keys it is the first object
     /// below.
     pub fn insert(&mut self, key: &str, value: V) {
-        self.objects.insert(key.into(), value);
+        self.link(key);
+        let hash = self.hash(key);
+        self.add_object(hash, key, value);
+    }
+
+    /// Enters `key`'s name in its parent's children, making the
+    /// intermediate keys that are missing, up to one that exists.
+    fn link(&mut self, key: &str) {
         let mut at = key;
         loop {
             let (parent, name) = split_parent(at);
-            if let Some(children) = self.dirs.get_mut(parent) {
-                children.insert(Name::new(name));
+            let hash = self.hash(parent);
+            if let Some(e) = self.table.find_mut(hash, |e| e.key.as_str() == parent) {
+                if let Node::Dir(children) = &mut e.node {
+                    children.insert(name);
+                }
                 return;
             }
-            self.dirs
-                .insert(parent.into(), BTreeSet::from([Name::new(name)]));
+            let hasher = &self.hasher;
+            self.table.insert_unique(
+                hash,
+                Entry {
+                    key: Text::new(parent),
+                    node: Node::Dir(Children::one(name)),
+                },
+                |e| hasher.hash_one(e.key.as_str()),
+            );
             if parent == "/" {
                 return;
             }
@@ -201,29 +398,55 @@ impl<V> Tree<V> {
 
     /// Removes an object, dropping the intermediate keys left empty.
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        let value = self.objects.remove(key)?;
+        let hash = self.hash(key);
+        let entry = self
+            .table
+            .find_entry(hash, |e| e.key.as_str() == key)
+            .ok()?;
+        if !matches!(entry.get().node, Node::Object(_)) {
+            return None;
+        }
+        let Node::Object(value) = entry.remove().0.node else {
+            return None;
+        };
+        self.objects -= 1;
         let mut at = key;
         loop {
             let (parent, name) = split_parent(at);
-            let Some(children) = self.dirs.get_mut(parent) else {
+            let hash = self.hash(parent);
+            let Ok(mut entry) = self.table.find_entry(hash, |e| e.key.as_str() == parent) else {
                 break;
             };
-            children.remove(&Name::new(name));
+            let Node::Dir(children) = &mut entry.get_mut().node else {
+                break;
+            };
+            children.remove(name);
             if !children.is_empty() || parent == "/" {
                 break;
             }
-            self.dirs.remove(parent);
+            entry.remove();
             at = parent;
         }
         Some(value)
     }
 
+    fn dir(&self, prefix: &str) -> Option<&Children> {
+        match self.find(prefix)? {
+            Node::Dir(names) => Some(names),
+            Node::Object(_) => None,
+        }
+    }
+
     /// The names of the next level below `prefix` (`/` for the root), sorted.
     pub fn children(&self, prefix: &str) -> Vec<String> {
-        self.dirs
-            .get(prefix)
-            .map(|names| names.iter().map(|n| n.with_str(str::to_string)).collect())
-            .unwrap_or_default()
+        let mut names = Vec::new();
+        if let Some(children) = self.dir(prefix) {
+            let _ = children.each(|n| {
+                names.push(n.to_string());
+                Ok::<(), ()>(())
+            });
+        }
+        names
     }
 
     /// Calls `each` with the names of `children`, in order, without copying
@@ -233,12 +456,10 @@ impl<V> Tree<V> {
         prefix: &str,
         each: &mut dyn FnMut(&str) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        if let Some(names) = self.dirs.get(prefix) {
-            for name in names {
-                name.with_str(&mut *each)?;
-            }
+        match self.dir(prefix) {
+            Some(children) => children.each(each),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -312,6 +533,24 @@ mod tests {
         assert_eq!(t.children("/"), ["a", "c", "d"]);
         assert_eq!(t.children("/d/e"), ["f"]);
         assert_eq!(t.get("/d/e/f"), Some(&9));
+    }
+
+    #[test]
+    fn keys_longer_than_the_inline_text() {
+        let long = format!("/{}/{}", "a".repeat(40), "b".repeat(20));
+        let mut t = tree(&["/x", &long]);
+        assert_eq!(t.get(&long), Some(&1));
+        assert_eq!(
+            t.children(&format!("/{}", "a".repeat(40))),
+            ["b".repeat(20)]
+        );
+        assert!(matches!(t.entry(&long), Slot::Object(_)));
+        assert!(matches!(
+            t.entry(&format!("/{}", "a".repeat(40))),
+            Slot::Dir
+        ));
+        assert_eq!(t.remove(&long), Some(1));
+        assert_eq!(t.children("/"), ["x"]);
     }
 
     #[test]
