@@ -8,6 +8,7 @@
 //! - `json`: header values kept as written (`metadata`, NaN included).
 //! - `stage`: small writes held in memory until the next commit.
 //! - `lock`: the advisory locks (one writer, tracked readers).
+//! - `readers`: which commits live readers see (space reuse around them).
 //! - `place`: where the file is (held directory, name): delete by identity.
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
 //! - `writeback`: large writes start going to the device before the commit.
@@ -23,6 +24,7 @@ mod index;
 pub mod json;
 mod lock;
 mod place;
+mod readers;
 pub mod space;
 mod stage;
 mod store;
