@@ -77,6 +77,9 @@ pub fn live(file: &File, current: u64) -> Result<Readers> {
         return Ok(Readers::none());
     }
     let (slots, unknown) = lock::pinned_slots(file)?;
+    // The readers byte held and no slot: a reader of an earlier libzmap
+    // (or one between its two locks): it may see anything.
+    let unknown = unknown || slots.is_empty();
     Ok(Readers::from_slots(slots, unknown, current))
 }
 

@@ -478,8 +478,8 @@ impl Reader {
             lock::pin_generation(&file, loaded.header.generation)?;
             // SAFETY: the mapping is only read, and only at extents that the
             // header references. libzmap writers never change those bytes
-            // while this reader holds the readers lock (copy-on-write, space
-            // freed only without readers) and never cut the file below them.
+            // while this reader holds its generation slot (copy-on-write,
+            // DESIGN.md "Reader protocol") and never cut the file below them.
             // A process that ignores the protocol and truncates the file
             // could make such a read fault (SIGBUS), as with any memory map.
             let map = unsafe { Mmap::map(&file)? };
