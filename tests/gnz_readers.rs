@@ -68,6 +68,7 @@ fn a_held_reader_pins_its_snapshot_only() {
         rewrite(&map, v);
         largest = largest.max(file_size(&path));
     }
+    eprintln!("held reader: 200 rewrites of 1 MiB, file at most {largest} B");
     assert!(largest <= 3 * MIB + MIB, "file reached {largest} bytes");
     assert_eq!(read_all(&reader, "/obj"), version(0));
     assert_eq!(read_all(&map, "/obj"), version(200));
@@ -149,12 +150,14 @@ fn a_killed_reader_pins_nothing_after_the_next_commit() {
     child.kill().unwrap();
     child.wait().unwrap();
     rewrite(&map, 21);
+    eprintln!("killed reader: file {held} B before the kill, {} B after the next commit", file_size(&path));
     // Only the live reader's snapshot (version 20) waits now.
     assert_eq!(stat(&map, "gnz bytes awaiting commit"), MIB);
     // Reused: the next version goes where the dead snapshot was, and the
     // file gives back its tail.
     rewrite(&map, 22);
     let after = file_size(&path);
+    eprintln!("killed reader: {after} B after one more");
     assert!(after <= 3 * MIB + 2 * PAGE, "{held} -> {after}");
     assert_eq!(read_all(&live, "/obj"), version(20));
     live.close(false).unwrap();
