@@ -49,7 +49,11 @@ fn spawn_child(child: &str, path: &Path) -> Command {
 fn wait_for(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -77,7 +81,11 @@ fn a_held_reader_pins_its_snapshot_only() {
     map.flush().unwrap();
     assert_eq!(stat(&map, "gnz bytes awaiting commit"), 0);
     rewrite(&map, 201);
-    assert!(file_size(&path) <= 2 * MIB + 2 * PAGE, "{}", file_size(&path));
+    assert!(
+        file_size(&path) <= 2 * MIB + 2 * PAGE,
+        "{}",
+        file_size(&path)
+    );
     map.verify().unwrap();
     map.close(false).unwrap();
 }
@@ -150,7 +158,10 @@ fn a_killed_reader_pins_nothing_after_the_next_commit() {
     child.kill().unwrap();
     child.wait().unwrap();
     rewrite(&map, 21);
-    eprintln!("killed reader: file {held} B before the kill, {} B after the next commit", file_size(&path));
+    eprintln!(
+        "killed reader: file {held} B before the kill, {} B after the next commit",
+        file_size(&path)
+    );
     // Only the live reader's snapshot (version 20) waits now.
     assert_eq!(stat(&map, "gnz bytes awaiting commit"), MIB);
     // Reused: the next version goes where the dead snapshot was, and the

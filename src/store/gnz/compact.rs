@@ -377,7 +377,11 @@ pub fn fill_from_top(space: &Space, extents: &[(u64, u64)], align: fn(u64) -> u6
         peak,
         copied,
         first_residual: 0,
-        rounds: if moves.is_empty() { Vec::new() } else { vec![moves] },
+        rounds: if moves.is_empty() {
+            Vec::new()
+        } else {
+            vec![moves]
+        },
     }
 }
 

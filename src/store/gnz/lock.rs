@@ -96,12 +96,19 @@ mod imp {
             if lock.l_type == libc::F_UNLCK as libc::c_short {
                 continue;
             }
-            let start = (lock.l_start - GENERATIONS).max(lo as i64) as u64;
-            let end = match lock.l_len {
-                0 => hi,
-                n => ((lock.l_start + n - GENERATIONS) as u64).min(hi),
+            // In i128: a foreign lock may cover any range (`l_len` 0: to
+            // the end of all offsets).
+            let first = i128::from(lock.l_start) - i128::from(GENERATIONS);
+            let last = match lock.l_len {
+                0 => i128::from(hi),
+                n => first + i128::from(n),
             };
-            if end <= start || end - start > super::MAX_LISTED || found.len() > super::MAX_LISTED as usize {
+            let start = first.clamp(i128::from(lo), i128::from(hi)) as u64;
+            let end = last.clamp(i128::from(lo), i128::from(hi)) as u64;
+            if end <= start
+                || end - start > super::MAX_LISTED
+                || found.len() > super::MAX_LISTED as usize
+            {
                 // Not a reader of this protocol (it locks one byte).
                 return Ok((found, true));
             }

@@ -101,6 +101,36 @@ mod tests {
         assert!(Readers::none().is_empty());
     }
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn lists_the_generations_other_opens_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let open = || File::open(&path).unwrap();
+        let writer = open();
+        assert!(live(&writer, 2000).unwrap().is_empty());
+        let readers: Vec<File> = [5, 9, 9, 1000]
+            .into_iter()
+            .map(|g| {
+                let f = open();
+                lock::register_reader(&f).unwrap();
+                lock::pin_generation(&f, g).unwrap();
+                f
+            })
+            .collect();
+        let r = live(&writer, 2000).unwrap();
+        assert_eq!(r.generations, vec![5, 9, 1000]);
+        assert!(!r.unknown);
+        // A reader gone (its description closed) is gone from the list.
+        drop(readers);
+        assert!(live(&writer, 2000).unwrap().is_empty());
+        // The readers byte without a slot: a reader that cannot be placed.
+        let old = open();
+        lock::register_reader(&old).unwrap();
+        assert!(live(&writer, 2000).unwrap().sees(0, 1));
+    }
+
     #[test]
     fn slots_past_the_current_commit_pin_everything() {
         let r = Readers::from_slots(vec![12], false, 10);

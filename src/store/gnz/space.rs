@@ -513,8 +513,9 @@ mod tests {
         assert!(!s.free_to_end(8000));
         // The lowest range that holds it below the limit.
         assert_eq!(s.lowest_fit(150, 16, 10_000), Some(112));
-        assert_eq!(s.lowest_fit(4000, 16, 10_000), Some(6000));
-        assert_eq!(s.lowest_fit(4000, 16, 6000), None);
+        assert_eq!(s.lowest_fit(2000, 16, 4000), None);
+        assert_eq!(s.lowest_fit(2000, 16, 10_000), Some(2160));
+        assert_eq!(s.lowest_fit(4000, 16, 10_000), None);
     }
 
     #[test]

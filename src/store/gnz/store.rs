@@ -1257,7 +1257,8 @@ impl Writer {
                 o.cap = 0;
                 o.committed = 0;
             } else if o.cap > o.len.max(kept) {
-                self.space.free(o.offset + o.len.max(kept), o.offset + o.cap);
+                self.space
+                    .free(o.offset + o.len.max(kept), o.offset + o.cap);
                 o.cap = o.len.max(kept);
             }
         }
@@ -1291,7 +1292,10 @@ impl Writer {
         if !(floor <= min_floor.saturating_mul(2) && packed(floor, &mut extents.clone())?) {
             let (floor, plan) = if pinned {
                 // Offsets only fall: the header keeps fitting its region.
-                (floor, compact::fill_from_top(&self.space, &extents, align_for))
+                (
+                    floor,
+                    compact::fill_from_top(&self.space, &extents, align_for),
+                )
             } else {
                 if min_floor > floor {
                     // Rare: the header may outgrow its region meanwhile.
@@ -1324,9 +1328,7 @@ impl Writer {
                         if lock::readers_present(&self.file)? {
                             return Ok((before, self.file_len));
                         }
-                        return Err(Error::Internal(
-                            "compaction plan and free space disagree",
-                        ));
+                        return Err(Error::Internal("compaction plan and free space disagree"));
                     }
                     self.relocate(&keys[i], &o, to)?;
                 }
