@@ -154,11 +154,16 @@ static void test_compact(void) {
     CHECK_OK(nczmap_compact(map, &b2, &a2));
     CHECK(b2 == after && a2 == after);
     CHECK_OK(nczmap_compact(map, NULL, NULL));
-    /* A reader may still use the holes: refused while it is open. */
+    /* With a reader open compaction works around its snapshot (packed
+     * already: nothing to do), and the reader reads its objects. */
     NCZMAP *r = NULL;
     CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &r));
-    CHECK_CODE(nczmap_compact(map, &b2, &a2), NC_EACCESS);
-    CHECK(b2 == 0 && a2 == 0);
+    CHECK_OK(nczmap_compact(map, &b2, &a2));
+    CHECK(b2 == after && a2 == after);
+    for (unsigned i = 1; i < 40; i += 2) {
+        snprintf(key, sizeof key, "/v/%u", i);
+        CHECK(holds(r, key, 300, i));
+    }
     CHECK_CODE(nczmap_compact(r, NULL, NULL), NC_EPERM);
     CHECK_OK(nczmap_close(r, 0));
     CHECK_OK(nczmap_close(map, 0));

@@ -316,8 +316,10 @@ int nczmap_truncate(struct NCZMAP *map, const char *key, size64_t len);
  *
  * GNZ: moves objects into the holes left by removed, grown or rewritten
  * objects and cuts the file; two commits, each as safe as `nczmap_flush`
- * (uncommitted writes are committed first). `NC_EACCESS` while read-only
- * maps of the file are open (their snapshots may use the holes).
+ * (uncommitted writes are committed first). While read-only maps of the
+ * file are open their snapshots stay intact: objects move into space none
+ * of them sees, and the space their snapshots hold comes back at the first
+ * commit or flush after they closed (`after` is the size now).
  * Other backends have nothing to compact: `NC_NOERR` with
  * `*before == *after == 0`. A read-only map gives `NC_EPERM`. On error
  * both sizes are 0.

@@ -112,7 +112,7 @@ impl Dry {
         self.by_offset.remove(&from);
         self.by_size.remove(&(self.len[i], from));
         if self.committed[i] {
-            self.space.free_after_commit(from, from + self.len[i]);
+            self.space.free_after_commit(from, from + self.len[i], 0);
         } else {
             self.space.free(from, from + self.len[i]);
         }
@@ -332,7 +332,7 @@ pub fn plan(space: &Space, extents: &[(u64, u64)], floor: u64, how: &How) -> Res
         result.peak = result.peak.max(dry.space.end());
         result.copied += moves.iter().map(|&(i, _)| dry.len[i]).sum::<u64>();
         // The round's commit: what it released becomes free.
-        dry.space.committed(false);
+        dry.space.release_all();
         dry.committed.iter_mut().for_each(|c| *c = true);
         dry.space.trim();
         result.rounds.push(moves);
@@ -346,6 +346,43 @@ pub fn plan(space: &Space, extents: &[(u64, u64)], floor: u64, how: &How) -> Res
     result.end = dry.space.end();
     result.complete = dry.frontier(&mut packed_to)?.is_none();
     Ok(Some(result))
+}
+
+/// The plan while readers are open (DESIGN.md, "Reader protocol"): the old
+/// place of every object moved stays in their snapshots until they leave,
+/// so no gap it leaves can be closed now and the packed layout is out of
+/// reach. One round moves the highest objects, each into the lowest free
+/// space below it that holds it; once the readers are gone, what lies above
+/// is free and the file shorter. `end` is where the file ends then.
+pub fn fill_from_top(space: &Space, extents: &[(u64, u64)], align: fn(u64) -> u64) -> Plan {
+    let mut space = space.clone();
+    let mut order: Vec<usize> = (0..extents.len()).collect();
+    order.sort_unstable_by_key(|&i| std::cmp::Reverse(extents[i].0));
+    let mut moves = Vec::new();
+    let mut copied = 0;
+    for i in order {
+        let (offset, len) = extents[i];
+        if let Some(to) = space.lowest_fit(len, align(len), offset) {
+            space.free_after_commit(offset, offset + len, 0);
+            moves.push((i, to));
+            copied += len;
+        }
+    }
+    let peak = space.end();
+    space.release_all();
+    space.trim();
+    Plan {
+        complete: true,
+        end: space.end(),
+        peak,
+        copied,
+        first_residual: 0,
+        rounds: if moves.is_empty() {
+            Vec::new()
+        } else {
+            vec![moves]
+        },
+    }
 }
 
 fn isqrt(x: u64) -> u64 {

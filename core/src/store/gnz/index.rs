@@ -26,6 +26,11 @@ pub struct Object {
     /// Bytes `[offset, offset + committed)` may be referenced by the
     /// committed header or by an open reader's snapshot: never written.
     pub committed: u64,
+    /// The first commit whose header references the extent at `offset` (0
+    /// when unknown: an object loaded from the file). Readers of a commit
+    /// from `born` on may see its committed bytes (DESIGN.md, "Reader
+    /// protocol").
+    pub born: u64,
     /// The array's name in the file when it is not the key itself.
     pub name: Option<Box<str>>,
     pub layout: Option<Box<Layout>>,
@@ -38,6 +43,7 @@ impl Object {
             len: 0,
             cap: 0,
             committed: 0,
+            born: 0,
             name: None,
             layout: None,
         }

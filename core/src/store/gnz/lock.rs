@@ -15,6 +15,10 @@
 //! - `Header`: exclusive while a writer rewrites the header at offset 0,
 //!   shared while an opener reads it — a few microseconds each, so an opener
 //!   never sees a half-written header of a live writer.
+//! - Generation slots: a reader also holds a shared lock on the byte
+//!   `GENERATIONS + generation mod SLOTS` of the commit its snapshot is; the
+//!   writer lists the locked slots (`pinned_slots`) to learn which
+//!   generations live readers see (DESIGN.md, "Reader protocol").
 //!
 //! A map gives its lock up explicitly when it ends: the lock belongs to the
 //! open file description, which a child process forked meanwhile by another
@@ -45,16 +49,74 @@ mod imp {
 
     /// First lock byte: far past any file, well inside `off_t`.
     const BASE: i64 = 0x4000_0000_0000_0000;
+    /// First generation slot (`super::SLOTS` of them follow, still inside
+    /// `off_t`).
+    const GENERATIONS: i64 = BASE + 16;
 
     fn request(slot: Slot, l_type: libc::c_int) -> libc::flock {
+        range(BASE + slot as i64, 1, l_type)
+    }
+
+    fn range(start: i64, len: i64, l_type: libc::c_int) -> libc::flock {
         // SAFETY: `flock` is a plain C struct; all-zero is a valid value.
         let mut lock: libc::flock = unsafe { std::mem::zeroed() };
         lock.l_type = l_type as libc::c_short;
         lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = BASE + slot as i64;
-        lock.l_len = 1;
+        lock.l_start = start;
+        lock.l_len = len;
         lock.l_pid = 0;
         lock
+    }
+
+    /// Takes (`true`) or drops a shared lock on generation slot `slot`.
+    pub fn pin_slot(file: &File, slot: u64, take: bool) -> io::Result<bool> {
+        let kind = if take { libc::F_RDLCK } else { libc::F_UNLCK };
+        let mut lock = range(GENERATIONS + slot as i64, 1, kind);
+        match fcntl(file, libc::F_OFD_SETLK, &mut lock) {
+            Ok(()) => Ok(true),
+            Err(e) if busy(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The generation slots other opens hold, and whether some lock covers
+    /// so many that listing them is pointless (`true`: treat every
+    /// generation as seen). `F_OFD_GETLK` names one lock in a range; the
+    /// range is split around it until no lock is left: about two calls per
+    /// locked slot.
+    pub fn pinned_slots(file: &File) -> io::Result<(Vec<u64>, bool)> {
+        let mut found = Vec::new();
+        let mut todo = vec![(0u64, super::SLOTS)];
+        while let Some((lo, hi)) = todo.pop() {
+            if lo >= hi {
+                continue;
+            }
+            let mut lock = range(GENERATIONS + lo as i64, (hi - lo) as i64, libc::F_WRLCK);
+            fcntl(file, libc::F_OFD_GETLK, &mut lock)?;
+            if lock.l_type == libc::F_UNLCK as libc::c_short {
+                continue;
+            }
+            // In i128: a foreign lock may cover any range (`l_len` 0: to
+            // the end of all offsets).
+            let first = i128::from(lock.l_start) - i128::from(GENERATIONS);
+            let last = match lock.l_len {
+                0 => i128::from(hi),
+                n => first + i128::from(n),
+            };
+            let start = first.clamp(i128::from(lo), i128::from(hi)) as u64;
+            let end = last.clamp(i128::from(lo), i128::from(hi)) as u64;
+            if end <= start
+                || end - start > super::MAX_LISTED
+                || found.len() > super::MAX_LISTED as usize
+            {
+                // Not a reader of this protocol (it locks one byte).
+                return Ok((found, true));
+            }
+            found.extend(start..end);
+            todo.push((lo, start));
+            todo.push((end, hi));
+        }
+        Ok((found, false))
     }
 
     fn fcntl(file: &File, cmd: libc::c_int, lock: &mut libc::flock) -> io::Result<()> {
@@ -143,6 +205,45 @@ mod imp {
     pub fn held_by_other(_file: &File, _slot: Slot) -> io::Result<bool> {
         Ok(false)
     }
+
+    pub fn pin_slot(_file: &File, _slot: u64, _take: bool) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    pub fn pinned_slots(_file: &File) -> io::Result<(Vec<u64>, bool)> {
+        Ok((Vec::new(), false))
+    }
+}
+
+/// Generation slots: a reader of generation `g` locks slot `g mod SLOTS`.
+/// 2^61 commits — 73,000 years at a million commits a second — before two
+/// generations share a slot.
+pub const SLOTS: u64 = 1 << 61;
+/// A lock covering more slots than this, or more locked slots than this, is
+/// not listed slot by slot: every generation then counts as seen.
+const MAX_LISTED: u64 = 1 << 16;
+
+/// Records that this open reads the snapshot of commit `generation` (a
+/// shared lock nobody takes exclusively: it cannot fail for contention).
+pub fn pin_generation(file: &File, generation: u64) -> Result<()> {
+    if imp::pin_slot(file, generation % SLOTS, true)? {
+        Ok(())
+    } else {
+        Err(Error::Locked)
+    }
+}
+
+/// Gives up the generation lock of `generation`.
+pub fn unpin_generation(file: &File, generation: u64) -> Result<()> {
+    imp::pin_slot(file, generation % SLOTS, false)?;
+    Ok(())
+}
+
+/// The generation slots that other opens hold (each `generation mod SLOTS`),
+/// and `true` if some lock covers too many slots to list (every generation
+/// is then taken as seen).
+pub fn pinned_slots(file: &File) -> Result<(Vec<u64>, bool)> {
+    Ok(imp::pinned_slots(file)?)
 }
 
 /// Takes the writer lock, or `Error::Locked` at once if another open holds it.

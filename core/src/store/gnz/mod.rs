@@ -8,6 +8,7 @@
 //! - `json`: header values kept as written (`metadata`, NaN included).
 //! - `stage`: small writes held in memory until the next commit.
 //! - `lock`: the advisory locks (one writer, tracked readers).
+//! - `readers`: which commits live readers see (space reuse around them).
 //! - `store`: the `Store` — index, copy-on-write extents, commit, compaction.
 //! - `writeback`: large writes start going to the device before the commit.
 //! - `index`: the objects by key (store::tree over a slab).
@@ -21,6 +22,7 @@ pub mod format;
 mod index;
 pub mod json;
 mod lock;
+mod readers;
 mod space;
 mod stage;
 mod store;

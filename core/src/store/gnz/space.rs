@@ -4,11 +4,12 @@
 //! region `[floor, end)` and unused space from `end` on. Inside the managed
 //! region a byte is either part of an object's extent, or free, or
 //! *pending* (freed since the last commit, so still referenced by the
-//! committed header), or *deferred* (freed at an earlier commit while a
-//! reader was open, so possibly still referenced by that reader's snapshot).
-//! Only free bytes and bytes past `end` are ever handed out; pending and
-//! deferred bytes become free at a commit made while no reader is open
-//! (DESIGN.md, "Space").
+//! committed header), or *deferred* (no longer referenced by the committed
+//! header, but by the snapshot of a commit some live reader may hold).
+//! Only free bytes and bytes past `end` are ever handed out. Pending and
+//! deferred extents carry the commits that referenced them — from `born`
+//! to `died - 1` — and become free once no live reader's generation lies
+//! in between (DESIGN.md, "Reader protocol").
 //!
 //! Allocation is best fit over a size index (smallest free range that fits,
 //! honouring the alignment), else at `end`.
@@ -31,8 +32,18 @@ pub struct Space {
     by_len: BTreeSet<(u64, u64)>,
     floor: u64,
     end: u64,
-    pending: Vec<(u64, u64)>,
-    deferred: Vec<(u64, u64)>,
+    /// (start, end, born): freed since the last commit.
+    pending: Vec<(u64, u64, u64)>,
+    deferred: Vec<Held>,
+}
+
+/// Bytes that the commits `born .. died` referenced (`died` excluded).
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    start: u64,
+    end: u64,
+    born: u64,
+    died: u64,
 }
 
 /// `x` rounded up to a multiple of `align` (a power of two).
@@ -69,11 +80,18 @@ impl Space {
 
     /// Bytes waiting for a commit (or for readers to leave).
     pub fn waiting_bytes(&self) -> u64 {
-        self.pending
+        let pending: u64 = self.pending.iter().map(|p| p.1.saturating_sub(p.0)).sum();
+        let deferred: u64 = self
+            .deferred
             .iter()
-            .chain(&self.deferred)
-            .map(|(s, e)| e.saturating_sub(*s))
-            .sum()
+            .map(|h| h.end.saturating_sub(h.start))
+            .sum();
+        pending + deferred
+    }
+
+    /// True if some bytes wait for readers to leave.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
     }
 
     /// The free ranges, in order (for checks and statistics).
@@ -119,36 +137,60 @@ impl Space {
         self.insert(start, end);
     }
 
-    /// `[start, end)` is still referenced by the committed header: it
-    /// becomes free at the next commit (if no reader is open then).
-    pub fn free_after_commit(&mut self, start: u64, end: u64) {
+    /// `[start, end)`, referenced by the commits from `born` on, is still
+    /// referenced by the committed header: the next commit is its last.
+    pub fn free_after_commit(&mut self, start: u64, end: u64, born: u64) {
         if start < end {
-            self.pending.push((start, end));
+            self.pending.push((start, end, born));
         }
     }
 
-    /// `[start, end)` may be referenced by an open reader's snapshot.
-    pub fn defer(&mut self, start: u64, end: u64) {
+    /// `[start, end)` was referenced by the commits `born .. died` (`died`
+    /// excluded) and by no later one.
+    pub fn defer(&mut self, start: u64, end: u64, born: u64, died: u64) {
         if start < end {
-            self.deferred.push((start, end));
+            self.deferred.push(Held {
+                start,
+                end,
+                born,
+                died,
+            });
         }
     }
 
-    /// A commit is durable. Pending space becomes free if no reader is open,
-    /// else deferred until a commit made without readers.
-    pub fn committed(&mut self, readers: bool) {
-        if readers {
-            self.deferred.append(&mut self.pending);
-        } else {
-            let waiting: Vec<_> = self
-                .pending
-                .drain(..)
-                .chain(self.deferred.drain(..))
-                .collect();
-            for (s, e) in waiting {
-                self.free(s, e);
+    /// Commit `generation` is durable: pending space was last referenced by
+    /// the commit before it. Then as `release_unseen`.
+    pub fn committed(&mut self, generation: u64, seen: impl Fn(u64, u64) -> bool) {
+        for (start, end, born) in std::mem::take(&mut self.pending) {
+            self.defer(start, end, born, generation);
+        }
+        self.release_unseen(seen);
+    }
+
+    /// Deferred extents that no live reader sees (`seen(born, died)` is
+    /// false) become free.
+    pub fn release_unseen(&mut self, seen: impl Fn(u64, u64) -> bool) {
+        let mut kept = Vec::new();
+        for h in std::mem::take(&mut self.deferred) {
+            if seen(h.born, h.died) {
+                kept.push(h);
+            } else {
+                self.free(h.start, h.end);
             }
         }
+        self.deferred = kept;
+    }
+
+    /// A commit made without readers: everything waiting becomes free.
+    pub fn release_all(&mut self) {
+        self.committed(0, |_, _| false);
+    }
+
+    /// A commit while readers may see anything released: pending space
+    /// stays out of use.
+    #[cfg(test)]
+    pub fn hold_pending(&mut self) {
+        self.committed(0, |_, _| true);
     }
 
     /// Drops a free range that reaches `end`, lowering `end`.
@@ -238,6 +280,23 @@ impl Space {
             .find_map(|(&s, &e)| {
                 let at = align_up(s.max(min_start), align).ok()?;
                 (at.checked_add(size)? <= e).then_some((s, at))
+            })?;
+        let end = self.remove(start)?;
+        self.insert(start, at);
+        self.insert(at + size, end);
+        Some(at)
+    }
+
+    /// Takes `size` bytes aligned to `align` from the lowest free range that
+    /// holds them entirely below `limit`; `None` if none does.
+    pub fn lowest_fit(&mut self, size: u64, align: u64, limit: u64) -> Option<u64> {
+        let (start, at) = self
+            .by_start
+            .range(..limit)
+            .filter(|(&s, &e)| e - s >= size)
+            .find_map(|(&s, &e)| {
+                let at = align_up(s, align).ok()?;
+                (at.checked_add(size)? <= e.min(limit)).then_some((s, at))
             })?;
         let end = self.remove(start)?;
         self.insert(start, at);
@@ -367,15 +426,31 @@ mod tests {
     #[test]
     fn pending_waits_for_a_commit_without_readers() {
         let mut s = Space::new(0, 1000);
-        s.free_after_commit(0, 100);
+        s.free_after_commit(0, 100, 0);
         assert_eq!(s.free_bytes(), 0);
-        s.committed(true);
+        s.hold_pending();
         assert_eq!(s.free_bytes(), 0);
         assert_eq!(s.waiting_bytes(), 100);
-        s.free_after_commit(100, 150);
-        s.committed(false);
+        s.free_after_commit(100, 150, 0);
+        s.release_all();
         assert_eq!(ranges(&s), vec![(0, 150)]);
         assert_eq!(s.waiting_bytes(), 0);
+    }
+
+    #[test]
+    fn deferred_space_waits_for_the_readers_that_see_it() {
+        let mut s = Space::new(0, 1000);
+        // Referenced by commits 2..5 and 6..7; a reader of 3 is open.
+        s.free_after_commit(0, 100, 2);
+        s.committed(5, |born, died| born <= 3 && 3 < died);
+        s.free_after_commit(200, 300, 6);
+        s.committed(7, |born, died| born <= 3 && 3 < died);
+        assert_eq!(ranges(&s), vec![(200, 300)]);
+        assert!(s.has_deferred());
+        // The reader left.
+        s.release_unseen(|_, _| false);
+        assert_eq!(ranges(&s), vec![(0, 100), (200, 300)]);
+        assert!(!s.has_deferred());
     }
 
     #[test]
@@ -437,6 +512,11 @@ mod tests {
         assert!(s.free_to_end(10_000));
         assert!(!s.free_to_end(2148));
         assert!(!s.free_to_end(8000));
+        // The lowest range that holds it below the limit.
+        assert_eq!(s.lowest_fit(150, 16, 10_000), Some(112));
+        assert_eq!(s.lowest_fit(2000, 16, 4000), None);
+        assert_eq!(s.lowest_fit(2000, 16, 10_000), Some(2160));
+        assert_eq!(s.lowest_fit(4000, 16, 10_000), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::fault;
 use super::format::{self, ArrayOut, Loaded, Parsed, PREFIX_LEN};
 use super::index::{Index, Layout, Object};
 use super::lock;
+use super::readers::{self, Readers};
 use super::space::{align_up, Space};
 use super::stage::{self, Stage};
 use super::writeback;
@@ -174,6 +175,7 @@ fn build(parsed: Parsed<'_>) -> Result<Built> {
             len: a.nbytes,
             cap: a.nbytes,
             committed: a.nbytes,
+            born: 0,
             name: (a.name != key.as_str()).then(|| a.name.as_ref().into()),
             layout: (!a.is_plain()).then(|| {
                 Box::new(Layout {
@@ -453,6 +455,7 @@ fn open_file_io(path: &Path, writable: bool) -> io::Result<File> {
 impl Drop for Reader {
     fn drop(&mut self) {
         // Explicitly: the file's description may outlive this map (lock.rs).
+        let _ = lock::unpin_generation(&self.file, self.generation);
         let _ = lock::unregister_reader(&self.file);
     }
 }
@@ -470,10 +473,13 @@ impl Reader {
         // the mapping covers every extent of the header it goes with.
         let (loaded, map) = lock::with_header_lock(&file, false, || {
             let loaded = format::load_with(&file, build)?;
+            // Before the header lock goes: a writer lists the readers only
+            // after writing a header under it (DESIGN.md, "Reader protocol").
+            lock::pin_generation(&file, loaded.header.generation)?;
             // SAFETY: the mapping is only read, and only at extents that the
             // header references. libzmap writers never change those bytes
-            // while this reader holds the readers lock (copy-on-write, space
-            // freed only without readers) and never cut the file below them.
+            // while this reader holds its generation slot (copy-on-write,
+            // DESIGN.md "Reader protocol") and never cut the file below them.
             // A process that ignores the protocol and truncates the file
             // could make such a read fault (SIGBUS), as with any memory map.
             let map = unsafe { Mmap::map(&file)? };
@@ -636,8 +642,10 @@ impl Writer {
         let floor = header_len.max(align_up(header_len, PAGE)?.min(first));
         let end = extents.iter().map(|e| e.1).max().unwrap_or(0).max(floor);
         // Readers open now may hold an older snapshot: what the header does
-        // not reference may still be theirs until a commit without readers.
-        let readers = lock::readers_present(&file)?;
+        // not reference may still be theirs (as far as this writer knows,
+        // referenced by every commit before this one).
+        let live = readers::live(&file, generation)?;
+        let readers = !live.is_empty();
         // While readers are open the header at 0 must not get shorter (see
         // `commit`), across writer sessions too: start from what is there
         // (the header as loaded, padding included, or a longer torn one).
@@ -671,14 +679,11 @@ impl Writer {
         }
         gaps.push((at, space.end()));
         for (s, e) in gaps {
-            if readers {
-                space.defer(s, e);
-            } else {
-                space.free(s, e);
-            }
+            space.defer(s, e, 0, generation);
         }
+        space.release_unseen(|born, died| live.sees(born, died));
         for &(s, e) in foreign {
-            space.free_after_commit(s, e);
+            space.free_after_commit(s, e, 0);
         }
         Ok(Writer {
             header_high,
@@ -735,7 +740,7 @@ impl Writer {
             return;
         }
         let committed = o.committed.min(o.cap);
-        space.free_after_commit(o.offset, o.offset + committed);
+        space.free_after_commit(o.offset, o.offset + committed, o.born);
         space.free(o.offset + committed, o.offset + o.cap);
     }
 
@@ -1090,7 +1095,7 @@ impl Writer {
     /// Makes the current state the committed one (DESIGN.md, "Commit").
     fn commit(&mut self) -> Result<()> {
         if !self.dirty {
-            return Ok(());
+            return self.release_space_of_gone_readers();
         }
         let generation = self.next_generation()?;
         loop {
@@ -1129,6 +1134,10 @@ impl Writer {
         // From here on a reopen finds this commit.
         self.generation = generation;
         for o in self.objects.values_mut() {
+            if o.committed == 0 {
+                // First referenced by this commit at this place.
+                o.born = generation;
+            }
             o.committed = o.committed.max(o.len);
         }
         fault::point("after-copy");
@@ -1164,23 +1173,65 @@ impl Writer {
         fault::point("after-header");
         self.header_len = bytes.len() as u64;
         self.dirty = false;
-        // 3. Space the previous header referenced is free unless a reader
-        // may still see it; the file ends at the page after the last extent.
-        let readers = lock::readers_present(&self.file)?;
-        if !readers {
+        // 3. Space the previous header referenced is free unless a live
+        // reader may still see it; the file ends at the page after the last
+        // extent.
+        let live = readers::live(&self.file, generation)?;
+        self.release_unseen(&live, true);
+        self.cut_to_end()?;
+        // Nothing past the end is referenced by this commit or a reader.
+        self.stage.reset(self.space.end());
+        Ok(())
+    }
+
+    /// After the commit `self.generation` (`committed`: the pending space
+    /// was referenced by the commit before it), or later: the space no
+    /// reader in `live` sees becomes free (DESIGN.md, "Reader protocol"),
+    /// and so do bytes an object lost by truncation.
+    fn release_unseen(&mut self, live: &Readers, committed: bool) {
+        let generation = self.generation;
+        if live.is_empty() {
             for o in self.objects.values_mut() {
                 o.committed = o.len;
             }
+        } else {
+            for o in self.objects.values_mut() {
+                if o.committed > o.len && !live.sees(o.born, generation) {
+                    o.committed = o.len;
+                }
+            }
         }
-        self.space.committed(readers);
+        let seen = |born, died| live.sees(born, died);
+        if committed {
+            self.space.committed(generation, seen);
+        } else {
+            self.space.release_unseen(seen);
+        }
+    }
+
+    /// Cuts the file at the page after the last extent.
+    fn cut_to_end(&mut self) -> Result<()> {
         self.space.trim();
         let size = align_up(self.space.end(), PAGE)?;
         if size != self.file_len {
+            // Openers read the file's length and tail under the header lock.
             lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(size)?))?;
             self.file_len = size;
         }
-        // Nothing past the end is referenced by this commit or a reader.
-        self.stage.reset(self.space.end());
+        Ok(())
+    }
+
+    /// A flush with nothing to commit: space held for readers that have
+    /// left since is given back (the file may get shorter).
+    fn release_space_of_gone_readers(&mut self) -> Result<()> {
+        if !self.space.has_deferred() {
+            return Ok(());
+        }
+        let live = readers::live(&self.file, self.generation)?;
+        self.release_unseen(&live, false);
+        if self.space.end() < self.file_len {
+            self.cut_to_end()?;
+        }
         Ok(())
     }
 
@@ -1188,22 +1239,27 @@ impl Writer {
     fn compact(&mut self) -> Result<(u64, u64)> {
         self.commit()?;
         let before = self.file.metadata()?.len();
-        if lock::readers_present(&self.file)? {
-            return Err(Error::Locked);
-        }
-        // No reader: nothing older than the committed header is referenced.
-        self.space.committed(false);
+        // What no live reader sees is free; what they see stays as it is
+        // (DESIGN.md, "Reader protocol"): the plan works around it.
+        let live = readers::live(&self.file, self.generation)?;
+        self.release_unseen(&live, false);
+        let pinned = !live.is_empty();
         // Spare capacity goes back; empty objects give up their extents (the
-        // committed header gives them offset 0 already).
+        // committed header gives them offset 0 already), bytes a reader may
+        // still see once the others' readers are gone.
         for o in self.objects.values_mut() {
-            o.committed = o.len;
+            let kept = o.committed.min(o.cap);
             if o.len == 0 {
-                self.space.free(o.offset, o.offset + o.cap);
+                self.space
+                    .defer(o.offset, o.offset + kept, o.born, self.generation);
+                self.space.free(o.offset + kept, o.offset + o.cap);
                 o.offset = 0;
                 o.cap = 0;
-            } else if o.cap > o.len {
-                self.space.free(o.offset + o.len, o.offset + o.cap);
-                o.cap = o.len;
+                o.committed = 0;
+            } else if o.cap > o.len.max(kept) {
+                self.space
+                    .free(o.offset + o.len.max(kept), o.offset + o.cap);
+                o.cap = o.len.max(kept);
             }
         }
         self.space.trim();
@@ -1234,18 +1290,26 @@ impl Writer {
         // can be: nothing to do (and a second compaction does nothing).
         let floor = self.space.floor();
         if !(floor <= min_floor.saturating_mul(2) && packed(floor, &mut extents.clone())?) {
-            if min_floor > floor {
-                // Rare: the header may outgrow its region meanwhile.
-                self.move_out_of_header_region(min_floor)?;
-                self.commit()?;
-                for (i, k) in keys.iter().enumerate() {
-                    extents[i].0 = self.object_at(k)?.offset;
+            let (floor, plan) = if pinned {
+                // Offsets only fall: the header keeps fitting its region.
+                (
+                    floor,
+                    compact::fill_from_top(&self.space, &extents, align_for),
+                )
+            } else {
+                if min_floor > floor {
+                    // Rare: the header may outgrow its region meanwhile.
+                    self.move_out_of_header_region(min_floor)?;
+                    self.commit()?;
+                    for (i, k) in keys.iter().enumerate() {
+                        extents[i].0 = self.object_at(k)?.offset;
+                    }
                 }
-            }
-            let (floor, plan) = self.choose_plan(&extents, min_floor, max_floor)?;
+                self.choose_plan(&extents, min_floor, max_floor)?
+            };
             // A plan that would not make the file smaller is not worth its
             // copies, and compaction must never make a file larger.
-            if align_up(plan.end, PAGE)? >= before {
+            if plan.rounds.is_empty() || align_up(plan.end, PAGE)? >= before {
                 return Ok((before, self.file_len));
             }
             if floor < self.space.floor() {
@@ -1257,14 +1321,14 @@ impl Writer {
                 for &(i, to) in moves {
                     let o = self.object_at(&keys[i])?.clone();
                     if !self.space.take(to, to + o.len) {
-                        // Only a reader that opened meanwhile changes what
-                        // is free: stop with everything committed.
+                        // Only a reader that opened meanwhile and sees the
+                        // old places keeps them: stop with everything
+                        // committed, partly compacted.
                         self.commit()?;
-                        return Err(if lock::readers_present(&self.file)? {
-                            Error::Locked
-                        } else {
-                            Error::Internal("compaction plan and free space disagree")
-                        });
+                        if lock::readers_present(&self.file)? {
+                            return Ok((before, self.file_len));
+                        }
+                        return Err(Error::Internal("compaction plan and free space disagree"));
                     }
                     self.relocate(&keys[i], &o, to)?;
                 }
