@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use libfuzzer_sys::fuzz_target;
 use zmap::codes::NC_EACCESS;
 use zmap::map::{Map, NC_WRITE};
-use zmap::store::gnz::format;
+use zmap::store::gnz::recovery;
 use zmap::{Impl, Key};
 
 type Model = BTreeMap<String, Vec<u8>>;
@@ -118,7 +118,7 @@ fn objects_of(map: &Map, allow_stale: bool) -> (Model, usize) {
 /// The header at 0 alone describes exactly `want`.
 fn check_file(path: &PathBuf, want: &Model, when: &str) {
     let bytes = std::fs::read(path).expect("read the file");
-    let loaded = format::parse_file(&bytes)
+    let loaded = recovery::parse_file(&bytes)
         .unwrap_or_else(|e| panic!("{when}: the file is not valid GNZ: {e}"));
     assert!(!loaded.recovered, "{when}: the header at 0 is stale");
     let mut got: HashMap<String, Vec<u8>> = HashMap::new();
@@ -157,7 +157,7 @@ impl Snapshot {
     fn open(loc: &str, path: &PathBuf, want: Model) -> Snapshot {
         let map = Map::open(Impl::Gnz, loc, 0, 0).expect("read-only open");
         let bytes = std::fs::read(path).expect("read the file");
-        let loaded = format::parse_file(&bytes).expect("a valid file");
+        let loaded = recovery::parse_file(&bytes).expect("a valid file");
         let low = loaded
             .header
             .arrays

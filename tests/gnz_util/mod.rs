@@ -8,6 +8,7 @@ use zmap::codes::*;
 use zmap::map::{Map, NC_WRITE};
 use zmap::store::gnz::format::{self, Array, Header};
 pub use zmap::store::gnz::json::Json;
+use zmap::store::gnz::recovery;
 use zmap::{Impl, Key, Result};
 
 pub const ALIGNMENT: u64 = 4096;
@@ -185,6 +186,6 @@ pub fn temp_gnz(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Loads a file as libzmap does (with recovery).
-pub fn load(path: &Path) -> format::Loaded {
-    format::parse_file(&std::fs::read(path).unwrap()).unwrap()
+pub fn load(path: &Path) -> recovery::Loaded {
+    recovery::parse_file(&std::fs::read(path).unwrap()).unwrap()
 }

@@ -16,17 +16,23 @@
 //! - `copy`: large reads out of the file mapping, split over threads.
 //! - `fault`: test-only crash points (`ZMAP_GNZ_FAULT`).
 
+mod commit;
 mod compact;
+mod compaction;
 mod copy;
 pub mod format;
 mod index;
+mod index_build;
 pub mod json;
 mod lock;
 mod place;
+mod reader;
+pub mod recovery;
 pub mod space;
 mod stage;
 mod store;
 mod writeback;
+mod writer;
 
 pub use store::GnzStore;
 
