@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map as JsonMap, Value};
 use zmap::codes::*;
 use zmap::map::{Map, NC_WRITE};
-use zmap::store::gnz::format::{self, Array, Header};
+use zmap::store::gnz::format::{Array, Header};
 pub use zmap::store::gnz::json::Json;
 use zmap::store::gnz::recovery;
 use zmap::{Impl, Key, Result};

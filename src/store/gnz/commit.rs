@@ -1,18 +1,16 @@
 //! The commit protocol (DESIGN.md, "Commit"): the commit record at the tail,
 //! durable first, then the header at offset 0.
 
-use std::os::unix::fs::FileExt;
-
-use super::fault;
 use super::format::PREFIX_LEN;
 use super::lock;
 use super::recovery;
 use super::space::align_up;
+use super::storage::Storage;
 use super::store::PAGE;
 use super::writer::{align_for, Writer};
 use crate::error::{Error, Result};
 
-impl Writer {
+impl<S: Storage> Writer<S> {
     /// Grows the header region to hold `need` bytes, moving the objects
     /// that stand in the way to free space.
     pub(super) fn grow_header_region(&mut self, need: u64) -> Result<()> {
@@ -44,7 +42,7 @@ impl Writer {
                 self.space.trim();
                 return Err(e);
             }
-            Writer::release(&mut self.space, &o);
+            Self::release(&mut self.space, &o);
             let moved = self
                 .objects
                 .get_mut(&key)
@@ -80,7 +78,6 @@ impl Writer {
         }
         // Everything written so far goes to the file before the record.
         self.write_out_stage()?;
-        fault::point("before-copy");
         // 1. The commit record at the tail, durable with all data written:
         // the JSON and its trailer, written from the header buffer.
         let at = align_up(self.space.end(), 8)?;
@@ -88,33 +85,28 @@ impl Writer {
         let trailer = recovery::trailer(&self.buf[PREFIX_LEN as usize..], generation);
         self.buf.extend_from_slice(&trailer);
         let record = &self.buf[PREFIX_LEN as usize..];
-        if fault::armed("mid-copy") {
-            self.file.write_all_at(&record[..record.len() / 2], at)?;
-            self.file.sync_data()?;
-            fault::crash("mid-copy");
-        }
-        self.file.write_all_at(record, at)?;
+        self.file.write_at(record, at)?;
         let record_end = at + record.len() as u64;
         self.buf.truncate(PREFIX_LEN as usize + json_len);
         if self.file_len > record_end {
             // Openers read the file's length and tail under the header lock:
             // the file shrinks only while they cannot be reading it.
-            lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(record_end)?))?;
+            lock::with_header_lock(self.file.as_file(), true, || {
+                Ok(self.file.set_len(record_end)?)
+            })?;
         }
         self.file_len = record_end;
-        self.file.sync_data()?;
+        self.file.sync()?;
         // From here on a reopen finds this commit.
         self.generation = generation;
         for o in self.objects.values_mut() {
             o.committed = o.committed.max(o.len);
         }
-        fault::point("after-copy");
-        fault::point("after-header-copy");
         // 2. The header at offset 0. While readers are open it never gets
         // shorter (trailing spaces, valid JSON): a reader refuses extents
         // below the live header's end, which must therefore not fall back
         // after a header grew over its snapshot (Reader::overwritten).
-        let readers_now = lock::readers_present(&self.file)?;
+        let readers_now = lock::readers_present(self.file.as_file())?;
         let padded;
         let bytes: &[u8] = if readers_now && (self.buf.len() as u64) < self.header_high {
             let mut grown = self.buf.clone();
@@ -129,21 +121,15 @@ impl Writer {
         } else {
             bytes.len() as u64
         };
-        lock::with_header_lock(&self.file, true, || {
-            if fault::armed("mid-header") {
-                self.file.write_all_at(&bytes[..bytes.len() / 2], 0)?;
-                self.file.sync_data()?;
-                fault::crash("mid-header");
-            }
-            Ok(self.file.write_all_at(bytes, 0)?)
+        lock::with_header_lock(self.file.as_file(), true, || {
+            Ok(self.file.write_at(bytes, 0)?)
         })?;
-        self.file.sync_data()?;
-        fault::point("after-header");
+        self.file.sync()?;
         self.header_len = bytes.len() as u64;
         self.dirty = false;
         // 3. Space the previous header referenced is free unless a reader
         // may still see it; the file ends at the page after the last extent.
-        let readers = lock::readers_present(&self.file)?;
+        let readers = lock::readers_present(self.file.as_file())?;
         if !readers {
             for o in self.objects.values_mut() {
                 o.committed = o.len;
@@ -153,7 +139,7 @@ impl Writer {
         self.space.trim();
         let size = align_up(self.space.end(), PAGE)?;
         if size != self.file_len {
-            lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(size)?))?;
+            lock::with_header_lock(self.file.as_file(), true, || Ok(self.file.set_len(size)?))?;
             self.file_len = size;
         }
         // Nothing past the end is referenced by this commit or a reader.

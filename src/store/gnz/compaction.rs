@@ -2,21 +2,21 @@
 //! `compact.rs` makes, and carrying one out, a commit per round.
 
 use super::compact;
-use super::fault;
 use super::format::PREFIX_LEN;
 use super::index::{Index, Object};
 use super::lock;
 use super::space::align_up;
+use super::storage::Storage;
 use super::store::{CHUNK, PAGE, SIZE_WEIGHT, SMALL_ALIGN};
 use super::writer::{align_for, Writer};
 use crate::error::{Error, Result};
 
-impl Writer {
+impl<S: Storage> Writer<S> {
     /// Rewrites the file without holes (DESIGN.md, "Compaction").
     pub(super) fn compact(&mut self) -> Result<(u64, u64)> {
         self.commit()?;
-        let before = self.file.metadata()?.len();
-        if lock::readers_present(&self.file)? {
+        let before = self.file.as_file().metadata()?.len();
+        if lock::readers_present(self.file.as_file())? {
             return Err(Error::Locked);
         }
         // No reader: nothing older than the committed header is referenced.
@@ -81,14 +81,14 @@ impl Writer {
             } else {
                 self.space.raise_floor(floor);
             }
-            for (round, moves) in plan.rounds.iter().enumerate() {
+            for moves in &plan.rounds {
                 for &(i, to) in moves {
                     let o = self.object_at(&keys[i])?.clone();
                     if !self.space.take(to, to + o.len) {
                         // Only a reader that opened meanwhile changes what
                         // is free: stop with everything committed.
                         self.commit()?;
-                        return Err(if lock::readers_present(&self.file)? {
+                        return Err(if lock::readers_present(self.file.as_file())? {
                             Error::Locked
                         } else {
                             Error::Internal("compaction plan and free space disagree")
@@ -97,15 +97,12 @@ impl Writer {
                     self.relocate(&keys[i], &o, to)?;
                 }
                 self.commit()?;
-                if round == 0 {
-                    fault::point("compact-between");
-                }
             }
         }
         self.space.trim();
         let size = align_up(self.space.end(), PAGE)?;
         if size < self.file_len {
-            lock::with_header_lock(&self.file, true, || Ok(self.file.set_len(size)?))?;
+            lock::with_header_lock(self.file.as_file(), true, || Ok(self.file.set_len(size)?))?;
             self.file_len = size;
         }
         Ok((before, self.file_len))
@@ -249,7 +246,7 @@ impl Writer {
             self.space.trim();
             return Err(e);
         }
-        Writer::release(&mut self.space, o);
+        Self::release(&mut self.space, o);
         let moved = self
             .objects
             .get_mut(key)

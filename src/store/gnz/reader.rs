@@ -1,7 +1,6 @@
 //! A read-only map: an immutable index over a memory map of the file,
 //! taken under the header lock (DESIGN.md, "Reader protocol").
 
-use std::fs::File;
 use std::path::Path;
 
 use memmap2::Mmap;
@@ -11,16 +10,17 @@ use super::index::Index;
 use super::index_build::{build, skipped_warning};
 use super::lock;
 use super::recovery;
+use super::storage::Storage;
 use crate::error::{Error, Result};
 use crate::key::Key;
 
-pub(super) struct Reader {
+pub(super) struct Reader<S: Storage> {
     /// `live_header_end()` when the map opened (see `Reader::overwritten`).
     pub(super) header_end_at_open: u64,
     pub(super) objects: Index,
     pub(super) map: Mmap,
     /// Holds the readers lock for the map's lifetime.
-    pub(super) file: File,
+    pub(super) file: S,
     pub(super) generation: u64,
     pub(super) header_len: u64,
     pub(super) skipped: usize,
@@ -28,27 +28,21 @@ pub(super) struct Reader {
     pub(super) warning: Option<String>,
 }
 
-impl Drop for Reader {
+impl<S: Storage> Drop for Reader<S> {
     fn drop(&mut self) {
         // Explicitly: the file's description may outlive this map (lock.rs).
-        let _ = lock::unregister_reader(&self.file);
+        let _ = lock::unregister_reader(self.file.as_file());
     }
 }
 
-impl Reader {
-    pub(super) fn open(path: &Path, file: File) -> Result<Reader> {
-        lock::register_reader(&file)?;
+impl<S: Storage> Reader<S> {
+    pub(super) fn open(path: &Path, file: S) -> Result<Reader<S>> {
+        lock::register_reader(file.as_file())?;
         // The header and the mapping are taken under one header lock, so
         // the mapping covers every extent of the header it goes with.
-        let (loaded, map) = lock::with_header_lock(&file, false, || {
-            let loaded = recovery::load_with(&file, build)?;
-            // SAFETY: the mapping is only read, and only at extents that the
-            // header references. libzmap writers never change those bytes
-            // while this reader holds the readers lock (copy-on-write, space
-            // freed only without readers) and never cut the file below them.
-            // A process that ignores the protocol and truncates the file
-            // could make such a read fault (SIGBUS), as with any memory map.
-            let map = unsafe { Mmap::map(&file)? };
+        let (loaded, map) = lock::with_header_lock(file.as_file(), false, || {
+            let loaded = recovery::load_with(file.as_file(), build)?;
+            let map = file.map()?;
             Ok((loaded, map))
         })?;
         let header_len = PREFIX_LEN + loaded.json.len() as u64;
@@ -107,7 +101,7 @@ impl Reader {
             return Ok(None);
         }
         let (base, stop) = (object.offset, object.offset + end);
-        let data = match seek(&self.file, SeekFrom::Data(base + start)) {
+        let data = match seek(self.file.as_file(), SeekFrom::Data(base + start)) {
             Ok(at) => at,
             // Nothing but holes from there to the end of the file.
             Err(rustix::io::Errno::NXIO) => return Ok(None),
@@ -117,7 +111,7 @@ impl Reader {
             return Ok(None);
         }
         let data = data.max(base + start);
-        let hole = seek(&self.file, SeekFrom::Hole(data)).unwrap_or(stop);
+        let hole = seek(self.file.as_file(), SeekFrom::Hole(data)).unwrap_or(stop);
         Ok(Some((data - base, hole.clamp(data + 1, stop) - base)))
     }
 

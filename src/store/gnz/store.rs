@@ -14,6 +14,7 @@ use super::lock;
 use super::place::Place;
 use super::reader::Reader;
 use super::recovery::{self, Loaded};
+use super::storage::{FileStorage, Storage};
 use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -53,24 +54,39 @@ fn sync_parent_dir(path: &Path) -> Result<()> {
 // ---- the store -----------------------------------------------------------------
 
 /// One open GNZ file.
-pub struct GnzStore {
+///
+/// Generic over what writes, syncs and maps the file (`storage.rs`): the file
+/// itself, or in tests one that records every operation.
+pub struct GnzStore<S: Storage = FileStorage> {
     /// Where the file is, for `close(map, 1)`.
     place: Place,
-    state: State,
+    state: State<S>,
 }
 
-enum State {
+enum State<S: Storage> {
     /// Read-only: an immutable index over a memory map of the file.
-    Reader(Reader),
+    Reader(Reader<S>),
     /// Writable: the index, free space and commit machinery, behind a lock.
-    Writer(Box<RwLock<Writer>>),
+    Writer(Box<RwLock<Writer<S>>>),
 }
 
 impl GnzStore {
     /// Opens (or creates) the GNZ file at `path`.
     pub fn open(path: PathBuf, options: OpenOptions) -> Result<GnzStore> {
+        GnzStore::open_on(path, options, &FileStorage::new)
+    }
+}
+
+impl<S: Storage> GnzStore<S> {
+    /// Opens (or creates) the GNZ file at `path`, on the storage `wrap`
+    /// makes of it.
+    pub(super) fn open_on(
+        path: PathBuf,
+        options: OpenOptions,
+        wrap: &impl Fn(File) -> S,
+    ) -> Result<GnzStore<S>> {
         if options.create {
-            return GnzStore::create(path, options.noclobber);
+            return GnzStore::create(path, options.noclobber, wrap);
         }
         let meta = match fs::metadata(&path) {
             Ok(m) => m,
@@ -91,7 +107,7 @@ impl GnzStore {
         if !options.writable {
             let file = open_file(&path, false)?;
             let place = Place::of(&path)?;
-            let reader = Reader::open(&path, file)?;
+            let reader = Reader::open(&path, wrap(file))?;
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
@@ -101,7 +117,7 @@ impl GnzStore {
         let place = Place::of(&path)?;
         lock::lock_writer(&file)?;
         let loaded = recovery::load_with(&file, build)?;
-        GnzStore::from_loaded(path, place, file, loaded)
+        GnzStore::from_loaded(path, place, file, loaded, wrap)
     }
 
     /// A writer on a loaded file, or a reader when some arrays are not
@@ -111,23 +127,24 @@ impl GnzStore {
         place: Place,
         file: File,
         loaded: Loaded<Built>,
-    ) -> Result<GnzStore> {
+        wrap: &impl Fn(File) -> S,
+    ) -> Result<GnzStore<S>> {
         if !loaded.header.skipped.is_empty() {
             lock::unlock_writer(&file)?;
-            let reader = Reader::open(&path, file)?;
+            let reader = Reader::open(&path, wrap(file))?;
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
             });
         }
-        let writer = Writer::from_loaded(file, loaded)?;
+        let writer = Writer::from_loaded(wrap(file), loaded)?;
         Ok(GnzStore {
             place,
             state: State::Writer(Box::new(RwLock::new(writer))),
         })
     }
 
-    fn create(path: PathBuf, noclobber: bool) -> Result<GnzStore> {
+    fn create(path: PathBuf, noclobber: bool, wrap: &impl Fn(File) -> S) -> Result<GnzStore<S>> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent)?;
         }
@@ -157,7 +174,7 @@ impl GnzStore {
         let place = Place::of(&path)?;
         lock::lock_writer(&file)?;
         if file.metadata()?.len() == 0 {
-            let writer = Writer::fresh(file)?;
+            let writer = Writer::fresh(wrap(file))?;
             if new {
                 sync_parent_dir(&path)?;
             }
@@ -176,7 +193,7 @@ impl GnzStore {
             Err(e) => return Err(e),
         };
         if noclobber {
-            return GnzStore::from_loaded(path, place, file, loaded);
+            return GnzStore::from_loaded(path, place, file, loaded, wrap);
         }
         if loaded.header.arrays > 0 && !loaded.header.marked {
             return Err(Error::Exists);
@@ -184,7 +201,7 @@ impl GnzStore {
         // Empty the dataset: every array goes (those that are not objects
         // too), and with them everything the metadata said. Their bytes stay
         // untouched until the emptied header is committed.
-        let mut writer = Writer::from_loaded(file, loaded)?;
+        let mut writer = Writer::from_loaded(wrap(file), loaded)?;
         writer.clear();
         writer.commit()?;
         Ok(GnzStore {
@@ -193,7 +210,7 @@ impl GnzStore {
         })
     }
 
-    fn writer(&self) -> Result<RwLockWriteGuard<'_, Writer>> {
+    fn writer(&self) -> Result<RwLockWriteGuard<'_, Writer<S>>> {
         match &self.state {
             State::Writer(w) => Ok(w.write().unwrap_or_else(|e| e.into_inner())),
             State::Reader(_) => Err(Error::ReadOnly),
@@ -214,7 +231,7 @@ fn open_file_io(path: &Path, writable: bool) -> io::Result<File> {
     fs::OpenOptions::new().read(true).write(writable).open(path)
 }
 
-impl Store for GnzStore {
+impl<S: Storage> Store for GnzStore<S> {
     fn refuses_writes(&self) -> bool {
         matches!(self.state, State::Reader(_))
     }
@@ -323,7 +340,8 @@ impl Store for GnzStore {
             State::Reader(r) => {
                 // The file must still be a valid GNZ file (a writer may have
                 // committed since; our snapshot stays readable regardless).
-                lock::with_header_lock(&r.file, false, || recovery::load(&r.file)).map(|_| ())
+                lock::with_header_lock(r.file.as_file(), false, || recovery::load(r.file.as_file()))
+                    .map(|_| ())
             }
             State::Writer(w) => read(w).verify(),
         }
@@ -335,8 +353,8 @@ impl Store for GnzStore {
             // The file is removed while the map still holds it (and its
             // locks), by identity; uncommitted changes are dropped with it.
             let removed = match &state {
-                State::Reader(r) => place.delete(&r.file),
-                State::Writer(w) => place.delete(&read(w).file),
+                State::Reader(r) => place.delete(r.file.as_file()),
+                State::Writer(w) => place.delete(read(w).file.as_file()),
             };
             drop(state);
             return removed;
@@ -351,6 +369,6 @@ impl Store for GnzStore {
     }
 }
 
-fn read(w: &RwLock<Writer>) -> RwLockReadGuard<'_, Writer> {
+fn read<S: Storage>(w: &RwLock<Writer<S>>) -> RwLockReadGuard<'_, Writer<S>> {
     w.read().unwrap_or_else(|e| e.into_inner())
 }

@@ -2,7 +2,6 @@
 //! writable map (DESIGN.md, "Writes"). The commit is in `commit.rs`,
 //! compaction in `compaction.rs`.
 
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::commit::pad_header;
@@ -14,16 +13,17 @@ use super::lock;
 use super::recovery::{self, Loaded};
 use super::space::{align_up, Space};
 use super::stage::{self, Stage};
+use super::storage::Storage;
 use super::store::{CHUNK, MAX_SLACK, MAX_WRITABLE_GENERATION, PAGE, REVISION, SMALL_ALIGN};
 use super::writeback;
 use crate::error::{Error, Result};
 use crate::key::Key;
 
-pub(super) struct Writer {
+pub(super) struct Writer<S: Storage> {
     /// The longest header at offset 0 written while readers may have been
     /// open: later headers are padded to it (see `commit`).
     pub(super) header_high: u64,
-    pub(super) file: File,
+    pub(super) file: S,
     pub(super) objects: Index,
     /// The header being committed: 8 bytes for its prefix, then its JSON
     /// (kept between commits for its capacity).
@@ -42,17 +42,17 @@ pub(super) struct Writer {
     pub(super) dirty: bool,
 }
 
-impl Drop for Writer {
+impl<S: Storage> Drop for Writer<S> {
     fn drop(&mut self) {
-        let _ = lock::unlock_writer(&self.file);
+        let _ = lock::unlock_writer(self.file.as_file());
     }
 }
 
-impl Writer {
+impl<S: Storage> Writer<S> {
     /// A new, empty dataset in an empty file. Nothing was committed before,
     /// so the first header goes straight to offset 0 (one small write in
     /// the first page).
-    pub(super) fn fresh(file: File) -> Result<Writer> {
+    pub(super) fn fresh(file: S) -> Result<Writer<S>> {
         let mut writer = Writer {
             header_high: 0,
             file,
@@ -70,12 +70,12 @@ impl Writer {
         let generation = 1;
         writer.serialize(generation)?;
         let bytes = std::mem::take(&mut writer.buf);
-        lock::with_header_lock(&writer.file, true, || {
-            writer.file.write_all_at(&bytes, 0)?;
+        lock::with_header_lock(writer.file.as_file(), true, || {
+            writer.file.write_at(&bytes, 0)?;
             writer.file.set_len(PAGE.max(bytes.len() as u64))?;
             Ok(())
         })?;
-        writer.file.sync_data()?;
+        writer.file.sync()?;
         writer.generation = generation;
         writer.header_len = bytes.len() as u64;
         writer.file_len = PAGE.max(bytes.len() as u64);
@@ -84,7 +84,7 @@ impl Writer {
 
     /// A writer over the objects of a loaded header. `foreign` are the
     /// extents of arrays that are not objects: in use until the next commit.
-    pub(super) fn from_loaded(file: File, loaded: Loaded<Built>) -> Result<Writer> {
+    pub(super) fn from_loaded(file: S, loaded: Loaded<Built>) -> Result<Writer<S>> {
         // Refused before anything is written (a recovered header included):
         // a writer must be able to commit what it accepts.
         if loaded.header.generation >= MAX_WRITABLE_GENERATION {
@@ -117,14 +117,14 @@ impl Writer {
         let end = extents.iter().map(|e| e.1).max().unwrap_or(0).max(floor);
         // Readers open now may hold an older snapshot: what the header does
         // not reference may still be theirs until a commit without readers.
-        let readers = lock::readers_present(&file)?;
+        let readers = lock::readers_present(file.as_file())?;
         // While readers are open the header at 0 must not get shorter (see
         // `commit`), across writer sessions too: start from what is there
         // (the header as loaded, padding included, or a longer torn one).
         let mut header_high = header_len;
         if readers {
             if let Some(at_zero) =
-                recovery::claimed_header_len(&file, loaded.size)?.filter(|&l| l <= floor)
+                recovery::claimed_header_len(file.as_file(), loaded.size)?.filter(|&l| l <= floor)
             {
                 header_high = header_high.max(at_zero);
             }
@@ -135,8 +135,8 @@ impl Writer {
             let mut bytes = recovery::prefix(loaded.json.len())?.to_vec();
             bytes.extend_from_slice(&loaded.json);
             pad_header(&mut bytes, header_high)?;
-            lock::with_header_lock(&file, true, || Ok(file.write_all_at(&bytes, 0)?))?;
-            file.sync_data()?;
+            lock::with_header_lock(file.as_file(), true, || Ok(file.write_at(&bytes, 0)?))?;
+            file.sync()?;
             header_len = bytes.len() as u64;
         }
         let file_len = loaded.size;
@@ -236,10 +236,10 @@ impl Writer {
                 return Ok(());
             }
         }
-        self.file.write_all_at(data, at)?;
+        self.file.write_at(data, at)?;
         self.file_len = self.file_len.max(end);
         self.stage.wrote_directly(end);
-        writeback::start(&self.file, at, data.len());
+        writeback::start(self.file.as_file(), at, data.len());
         Ok(())
     }
 
@@ -249,9 +249,9 @@ impl Writer {
             return Ok(());
         }
         let (at, bytes) = self.stage.staged();
-        self.file.write_all_at(bytes, at)?;
+        self.file.write_at(bytes, at)?;
         self.file_len = self.file_len.max(at + bytes.len() as u64);
-        writeback::start(&self.file, at, bytes.len());
+        writeback::start(self.file.as_file(), at, bytes.len());
         self.stage.written_out();
         Ok(())
     }
@@ -264,7 +264,7 @@ impl Writer {
                 let part = &mut buf[(s - at) as usize..(e - at) as usize];
                 // Large reads by several threads at once (copy.rs).
                 super::copy::fill(part, |piece, off| {
-                    FileExt::read_exact_at(&self.file, piece, s + off as u64)
+                    FileExt::read_exact_at(self.file.as_file(), piece, s + off as u64)
                 })?;
             }
         }
@@ -347,7 +347,7 @@ impl Writer {
     /// Removes every object and all metadata (a clobbering create).
     pub(super) fn clear(&mut self) {
         for o in self.objects.drain() {
-            Writer::release(&mut self.space, &o);
+            Self::release(&mut self.space, &o);
         }
         self.metadata.clear();
         self.extra.clear();
@@ -446,7 +446,7 @@ impl Writer {
                 self.space.trim();
                 return Err(e);
             }
-            Writer::release(&mut self.space, &old);
+            Self::release(&mut self.space, &old);
             next.offset = at;
             next.cap = cap;
             next.committed = 0;
@@ -495,7 +495,7 @@ impl Writer {
         next.len = len;
         next.layout = None;
         if len == 0 {
-            Writer::release(&mut self.space, &o);
+            Self::release(&mut self.space, &o);
             next.offset = 0;
             next.cap = 0;
             next.committed = 0;
@@ -517,7 +517,7 @@ impl Writer {
 
     pub(super) fn remove(&mut self, key: &Key) -> Result<()> {
         let o = self.objects.remove(key.as_str()).ok_or(Error::Empty)?;
-        Writer::release(&mut self.space, &o);
+        Self::release(&mut self.space, &o);
         self.dirty = true;
         Ok(())
     }
@@ -569,12 +569,14 @@ impl Writer {
         if self.header_len > self.space.floor() {
             return broken("the header overflows its region".into());
         }
-        let loaded = recovery::load(&self.file)?;
+        let loaded = recovery::load(self.file.as_file())?;
         if loaded.header.generation() != self.generation {
             return broken("the file's header is not the last commit".into());
         }
         if !self.dirty {
-            let on_disk = recovery::load_with(&self.file, build)?.header.objects;
+            let on_disk = recovery::load_with(self.file.as_file(), build)?
+                .header
+                .objects;
             for (k, o) in self.objects.iter() {
                 match on_disk.get(k) {
                     Some(c) if c.len == o.len && (o.len == 0 || c.offset == o.offset) => {}
