@@ -76,8 +76,15 @@ impl<S: Storage> Writer<S> {
             }
             self.grow_header_region(need)?;
         }
-        // Everything written so far goes to the file before the record.
+        // Everything written so far goes to the file, and is durable,
+        // before the record: the media may persist later writes first, and
+        // a complete record over data that never reached the disk would be
+        // a commit of garbage (the crash simulation finds such states).
         self.write_out_stage()?;
+        if self.unsynced {
+            self.file.sync()?;
+            self.unsynced = false;
+        }
         // 1. The commit record at the tail, durable with all data written:
         // the JSON and its trailer, written from the header buffer.
         let at = align_up(self.space.end(), 8)?;

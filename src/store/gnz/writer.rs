@@ -40,6 +40,9 @@ pub(super) struct Writer<S: Storage> {
     pub(super) file_len: u64,
     /// Something changed since the last commit.
     pub(super) dirty: bool,
+    /// Bytes were written to the file (or its length changed) since its
+    /// last sync: the commit makes them durable before writing its record.
+    pub(super) unsynced: bool,
 }
 
 impl<S: Storage> Drop for Writer<S> {
@@ -66,6 +69,7 @@ impl<S: Storage> Writer<S> {
             header_len: 0,
             file_len: 0,
             dirty: false,
+            unsynced: false,
         };
         let generation = 1;
         writer.serialize(generation)?;
@@ -173,6 +177,7 @@ impl<S: Storage> Writer<S> {
             header_len,
             file_len,
             dirty: false,
+            unsynced: false,
         })
     }
 
@@ -237,6 +242,7 @@ impl<S: Storage> Writer<S> {
             }
         }
         self.file.write_at(data, at)?;
+        self.unsynced = true;
         self.file_len = self.file_len.max(end);
         self.stage.wrote_directly(end);
         writeback::start(self.file.as_file(), at, data.len());
@@ -250,6 +256,7 @@ impl<S: Storage> Writer<S> {
         }
         let (at, bytes) = self.stage.staged();
         self.file.write_at(bytes, at)?;
+        self.unsynced = true;
         self.file_len = self.file_len.max(at + bytes.len() as u64);
         writeback::start(self.file.as_file(), at, bytes.len());
         self.stage.written_out();
@@ -308,6 +315,7 @@ impl<S: Storage> Writer<S> {
         }
         if end > self.file_len {
             self.file.set_len(end)?;
+            self.unsynced = true;
             self.file_len = end;
         }
         self.stage.wrote_directly(end);
