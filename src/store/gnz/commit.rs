@@ -68,6 +68,7 @@ impl<S: Storage> Writer<S> {
             return Ok(());
         }
         let generation = self.next_generation()?;
+        // 1. Serialise, growing the header region until the header fits.
         loop {
             self.serialize(generation)?;
             let need = self.buf.len() as u64;
@@ -76,7 +77,7 @@ impl<S: Storage> Writer<S> {
             }
             self.grow_header_region(need)?;
         }
-        // Everything written so far goes to the file, and is durable,
+        // 2. Everything written so far goes to the file, and is durable,
         // before the record: the media may persist later writes first, and
         // a complete record over data that never reached the disk would be
         // a commit of garbage (the crash simulation finds such states).
@@ -85,8 +86,8 @@ impl<S: Storage> Writer<S> {
             self.file.sync()?;
             self.unsynced = false;
         }
-        // 1. The commit record at the tail, durable with all data written:
-        // the JSON and its trailer, written from the header buffer.
+        // 3. The commit record at the tail, then its sync: the commit point.
+        // The JSON and its trailer, written from the header buffer.
         let at = align_up(self.space.end(), 8)?;
         let json_len = self.buf.len() - PREFIX_LEN as usize;
         let trailer = recovery::trailer(&self.buf[PREFIX_LEN as usize..], generation);
@@ -109,7 +110,7 @@ impl<S: Storage> Writer<S> {
         for o in self.objects.values_mut() {
             o.committed = o.committed.max(o.len);
         }
-        // 2. The header at offset 0. While readers are open it never gets
+        // 4. The header at offset 0. While readers are open it never gets
         // shorter (trailing spaces, valid JSON): a reader refuses extents
         // below the live header's end, which must therefore not fall back
         // after a header grew over its snapshot (Reader::overwritten).
@@ -134,7 +135,7 @@ impl<S: Storage> Writer<S> {
         self.file.sync()?;
         self.header_len = bytes.len() as u64;
         self.dirty = false;
-        // 3. Space the previous header referenced is free unless a reader
+        // 5. Space the previous header referenced is free unless a reader
         // may still see it; the file ends at the page after the last extent.
         let readers = lock::readers_present(self.file.as_file())?;
         if !readers {
