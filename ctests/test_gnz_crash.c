@@ -5,32 +5,19 @@
  * generation number, which the object /gen holds) and append each
  * generation to a side file, fsync'ed, once its nczmap_flush has returned.
  * They are killed:
- *  - with SIGKILL at random moments (in the middle of writes, commits,
- *    compactions, or the open that recovers the previous crash);
- *  - at each fault point of the commit (ZMAP_GNZ_FAULT=<point> in the
- *    child's environment: the process aborts there, some points after a
- *    torn, half-written and synced record or header).
+ *  with SIGKILL at random moments (in the middle of writes, commits,
+ *  compactions, or the open that recovers the previous crash).
  * After each death the file is reopened (read-only, or writable, which
  * repairs the header at 0) and every object is checked byte for byte
  * against the generation /gen names, which must be the last one the side
- * file records or the one in flight: never older, never a mix. Fault points
- * must give exactly the old generation (before-copy, mid-copy) or exactly
- * the new one (every later point).
- *
- * Torn headers, as far as the design can recover them: with the new
- * commit's record at the tail (after-copy, mid-header, after-header), the
- * header at offset 0 overwritten with garbage or zeros (its own 8 + H
- * bytes only: compaction packs objects right after it) or cut short opens as
- * the new commit, and a writable open repairs it so that the record is no
- * longer needed; a record with a bad CRC leaves the previous commit. After
- * a complete commit the record is gone (DESIGN.md step 4), so garbage at 0
+ * file records or the one in flight: never older, never a mix. After a
+ * complete commit the record is gone (DESIGN.md step 4), so garbage at 0
  * is then not recoverable: the open must fail with NC_ENOTNC, not crash and
  * not change the file.
  *
- * The fault points exist only in a test build of the library (cargo feature
- * fault-injection, debug assertions): CMake links this test alone to such a
- * copy and defines ZMAP_TEST_FAULT_POINTS=1 (dev profile); without it (other
- * profiles) that part is skipped.
+ * What a power loss leaves (lost, reordered and torn writes since the last
+ * sync) is checked in-process at every write by the Rust crash simulation
+ * (src/store/gnz/crash_tests.rs).
  *
  * Usage: test_gnz_crash gnz [ROUNDS]   (ROUNDS random kills, default 220)
  * Environment: ZMAP_CRASH_SEED picks the random seed (printed).
@@ -38,10 +25,6 @@
 // zmap-test-backends: gnz
 // zmap-test-no-valgrind
 #include "harness.h"
-
-#ifndef ZMAP_TEST_FAULT_POINTS
-#define ZMAP_TEST_FAULT_POINTS 0
-#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -249,13 +232,12 @@ static int child_main(const char *path, const char *side, int once, int compact)
 /* ---- the parent ---------------------------------------------------------------- */
 
 static char path[4096], side[4096];
-static long kills, aborts, losses, unopenable, mixed, checks_in_flight_new, checks_in_flight_old;
+static long kills, losses, unopenable, mixed;
 static long in_window, in_flight_new, generations;
 static int file_has_record(void);
 
-/* Starts a writer on `path`: `fault` NULL or a fault point; `once`: one
- * commit then exit (or abort at the fault point). */
-static pid_t spawn(const char *fault, int once, int compact) {
+/* Starts a writer on `path`; `once`: one commit then exit. */
+static pid_t spawn(int once, int compact) {
     int fd = open(side, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         perror("side file");
@@ -270,13 +252,6 @@ static pid_t spawn(const char *fault, int once, int compact) {
         exit(2);
     }
     if (pid == 0) {
-        if (fault) {
-            setenv("ZMAP_GNZ_FAULT", fault, 1);
-            int null = open("/dev/null", O_WRONLY);
-            if (null >= 0) dup2(null, 2); /* the fault point's message */
-        } else {
-            unsetenv("ZMAP_GNZ_FAULT");
-        }
         char *argv[] = {"test_gnz_crash", "--child", path, side, once ? "1" : "0",
                         compact ? "1" : "0", NULL};
         execv("/proc/self/exe", argv);
@@ -434,7 +409,7 @@ static void random_kills(int rounds) {
             fresh_file();
             current = verify(0, 0, 0, "fresh file");
         }
-        pid_t pid = spawn(NULL, 0, 0);
+        pid_t pid = spawn(0, 0);
         sleep_us((long)(rnd() % MAX_DELAY_US));
         kill(pid, SIGKILL);
         if (reap(pid, SIGKILL, "random kill")) kills++;
@@ -452,51 +427,6 @@ static void random_kills(int rounds) {
             current = 0;
         } else {
             current = g;
-        }
-    }
-}
-
-static const struct {
-    const char *point;
-    int new_gen; /* 1: the commit is durable at this point */
-} points[] = {
-    {"before-copy", 0}, {"mid-copy", 0},   {"after-copy", 1},     {"after-header-copy", 1},
-    {"mid-header", 1},  {"after-header", 1}, {"compact-between", 1},
-};
-#define NPOINTS (sizeof points / sizeof points[0])
-
-/* A writer that commits one generation and dies at `point`: the file then
- * holds exactly the previous or exactly the new generation. */
-static uint64_t fault_once(int p, int writable_verify) {
-    int compact = strcmp(points[p].point, "compact-between") == 0;
-    pid_t pid = spawn(points[p].point, 1, compact);
-    int died = reap(pid, SIGABRT, points[p].point);
-    CHECK(died);
-    if (died) aborts++;
-    uint64_t want = current + (uint64_t)points[p].new_gen;
-    char when[96];
-    snprintf(when, sizeof when, "fault point %s", points[p].point);
-    uint64_t g = verify(want, want, writable_verify, when);
-    if (g != UINT64_MAX) {
-        if (points[p].new_gen) checks_in_flight_new++;
-        else checks_in_flight_old++;
-        current = g;
-    }
-    return g;
-}
-
-static void fault_points(int reps) {
-    fresh_file();
-    current = verify(0, 0, 0, "fresh file");
-    for (int rep = 0; rep < reps; rep++) {
-        for (size_t p = 0; p < NPOINTS; p++) {
-            /* An ordinary commit or two in between, so that each fault hits
-             * a file with history (moved objects, pending space). */
-            pid_t pid = spawn(NULL, 1, rep % 2);
-            CHECK(reap(pid, 0, "one clean commit"));
-            current = verify(current + 1, current + 1, 0, "clean commit");
-            if (current == UINT64_MAX) return;
-            if (fault_once((int)p, rep % 2) == UINT64_MAX) return;
         }
     }
 }
@@ -536,107 +466,13 @@ static void scribble(off_t at, size_t n, int garbage) {
     if (fd >= 0) close(fd);
 }
 
-static uint32_t header_len_at_0(void) {
-    unsigned char p[8] = {0};
-    int fd = open(path, O_RDONLY);
-    if (fd >= 0) {
-        if (pread(fd, p, 8, 0) != 8) memset(p, 0, 8);
-        close(fd);
-    }
-    return (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
-}
-
 /* Torn or overwritten headers with the record of the new commit at the
  * tail: every one opens as the new commit. */
-static void torn_headers(void) {
-    static const struct {
-        const char *point;
-        const char *damage;
-    } cases[] = {
-        {"after-copy", "garbage over the whole header"},
-        {"after-copy", "header length past the end"},
-        {"after-copy", "zeros over the whole header"},
-        {"after-header", "garbage in the middle of the header"},
-        {"after-header", "header cut short (zeros from its middle to its end)"},
-        {"mid-header", "torn header, more garbage at 0"},
-        {"after-copy", "bad CRC in the record: the previous commit"},
-        {"after-header", "bad CRC in the record, new header complete"},
-    };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        fresh_file();
-        current = verify(0, 0, 0, "fresh file");
-        /* Some history first. */
-        for (int k = 0; k < 3; k++) {
-            pid_t pid = spawn(NULL, 1, k == 1);
-            CHECK(reap(pid, 0, "clean commit"));
-            current = verify(current + 1, current + 1, 0, "clean commit");
-        }
-        if (current == UINT64_MAX) return;
-        pid_t pid = spawn(cases[c].point, 1, 0);
-        int died = reap(pid, SIGABRT, cases[c].point);
-        CHECK(died);
-        if (died) aborts++;
-        CHECK(file_has_record());
-        uint32_t h = header_len_at_0();
-        uint64_t want = current + 1;
-        switch (c) {
-        case 0: scribble(0, 8 + (h < 8000 ? h : 8000), 1); break;
-        case 1: {
-            unsigned char big[4] = {0xff, 0xff, 0xff, 0x7f};
-            int fd = open(path, O_WRONLY);
-            CHECK(fd >= 0 && pwrite(fd, big, 4, 4) == 4);
-            if (fd >= 0) close(fd);
-            break;
-        }
-        case 2: scribble(0, 8 + (h < 8000 ? h : 8000), 0); break;
-        case 3: scribble(8 + h / 2, 16, 1); break;
-        case 4: scribble(8 + h / 2, h - h / 2, 0); break;
-        case 5: scribble(0, 6, 1); break;
-        case 6: case 7: {
-            /* One byte of the record's JSON (just before the trailer). */
-            size_t len;
-            unsigned char *b = slurp(&len);
-            CHECK(b != NULL && len > TRAILER_LEN + 10);
-            if (b) {
-                int fd = open(path, O_WRONLY);
-                unsigned char x = b[len - TRAILER_LEN - 5] ^ 0x20;
-                CHECK(fd >= 0 && pwrite(fd, &x, 1, (off_t)(len - TRAILER_LEN - 5)) == 1);
-                if (fd >= 0) close(fd);
-                free(b);
-            }
-            if (c == 6) want = current;
-            break;
-        }
-        }
-        char when[160];
-        snprintf(when, sizeof when, "%s + %s", cases[c].point, cases[c].damage);
-        uint64_t g = verify(want, want, 0, when);
-        if (g == UINT64_MAX) continue;
-        if (c != 6 && c != 7) {
-            /* A writable open repairs the header at 0: after it, the record
-             * is not needed any more. */
-            g = verify(want, want, 1, when);
-            if (file_has_record()) {
-                size_t len;
-                unsigned char *b = slurp(&len);
-                if (b) {
-                    scribble((off_t)(len - TRAILER_LEN), TRAILER_LEN, 0);
-                    free(b);
-                }
-            }
-            char again[200];
-            snprintf(again, sizeof again, "%s, repaired, record erased", when);
-            verify(want, want, 0, again);
-        }
-        current = want;
-    }
-}
-
 /* After a complete commit no record is left, so garbage at offset 0 is a
  * corrupt file: NC_ENOTNC, and the failed open leaves the file as it was. */
 static void unrecoverable_header(void) {
     fresh_file();
-    pid_t pid = spawn(NULL, 1, 0);
+    pid_t pid = spawn(1, 0);
     CHECK(reap(pid, 0, "clean commit"));
     CHECK(!file_has_record());
     scribble(0, 64, 1);
@@ -674,16 +510,6 @@ int main(int argc, char **argv) {
     zt_dataset(argv[1], "crash", path, sizeof path);
     snprintf(side, sizeof side, "%s/side.gen", zt_tmpdir());
 
-#if ZMAP_TEST_FAULT_POINTS
-    fault_points(2);
-    printf("fault points: %ld aborts, %ld commits found intact as the new generation, "
-           "%ld as the previous one\n", aborts, checks_in_flight_new, checks_in_flight_old);
-#else
-    (void)fault_points;
-    printf("fault points: not in this build of the library (they need the cargo feature "
-           "fault-injection and debug assertions: CMake's dev profile)\n");
-#endif
-    torn_headers();
     unrecoverable_header();
     random_kills(rounds);
     printf("random kills: %ld SIGKILLs (%d requested), %ld generations committed; %ld kills "

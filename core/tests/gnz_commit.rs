@@ -1,11 +1,9 @@
-//! GNZ: the commit protocol and what rests on it — copy-on-write, crash
-//! recovery (through the ZMAP_GNZ_FAULT crash points, in child processes),
-//! header-region growth, free-space reuse, compaction, the writer lock and
+//! GNZ: the commit protocol and what rests on it — copy-on-write (crash
+//! states are simulated in src/store/gnz/crash_tests.rs), header-region growth, free-space reuse, compaction, the writer lock and
 //! readers' snapshots.
 
 mod gnz_util;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,63 +11,9 @@ use std::time::{Duration, Instant};
 use gnz_util::*;
 use zmap_core::codes::*;
 use zmap_core::map::{Map, NC_NOCLOBBER};
-use zmap_core::store::gnz::fault;
 use zmap_core::Impl;
 
 type Snapshot = Vec<(String, Vec<u8>)>;
-
-fn apply(map: &Map, set: &[(String, Option<Vec<u8>>)]) {
-    for (k, v) in set {
-        match v {
-            Some(data) => {
-                map.truncate(&key(k), 0).ok();
-                map.write(&key(k), 0, data).unwrap();
-            }
-            None => map.remove(&key(k)).unwrap(),
-        }
-    }
-}
-
-fn after(mut snap: Snapshot, set: &[(String, Option<Vec<u8>>)]) -> Snapshot {
-    for (k, v) in set {
-        snap.retain(|(n, _)| n != k);
-        if let Some(data) = v {
-            snap.push((k.clone(), data.clone()));
-        }
-    }
-    snap.sort();
-    snap
-}
-
-/// The first committed state of the crash scenario.
-fn set_a() -> Vec<(String, Option<Vec<u8>>)> {
-    let mut set = vec![
-        ("/.nczarr".to_string(), Some(b"{\"v\": 1}".to_vec())),
-        ("/big".to_string(), Some(vec![0xa1; 20_000])),
-    ];
-    for i in 0..30 {
-        set.push((format!("/g/o{i:02}"), Some(vec![i as u8; 50 + i * 37])));
-    }
-    set
-}
-
-/// The changes of the interrupted commit: overwrites (copy-on-write),
-/// removals, and enough long names to make the header outgrow its region
-/// (so objects move out of its way).
-fn set_b() -> Vec<(String, Option<Vec<u8>>)> {
-    let mut set = vec![
-        ("/big".to_string(), Some(vec![0xb2; 30_000])),
-        ("/g/o03".to_string(), None),
-        ("/g/o04".to_string(), Some(b"rewritten".to_vec())),
-    ];
-    for i in 0..120 {
-        set.push((
-            format!("/h/a_long_enough_name_to_grow_the_header_{i:04}"),
-            Some(vec![0xc0 | (i % 16) as u8; 10 + i]),
-        ));
-    }
-    set
-}
 
 /// Runs `child` (an ignored test of this file) in a new process.
 fn spawn_child(child: &str, envs: &[(&str, &str)]) -> Command {
@@ -84,114 +28,7 @@ fn spawn_child(child: &str, envs: &[(&str, &str)]) -> Command {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.env_remove(fault::VAR);
     cmd
-}
-
-/// Child process: commits set A, arms the crash point, changes set B and
-/// flushes (or compacts), which aborts.
-#[test]
-#[ignore = "child process of crash_at_every_point"]
-fn crash_child() {
-    let path = PathBuf::from(std::env::var("ZMAP_GNZ_TEST_PATH").unwrap());
-    let point = std::env::var("ZMAP_GNZ_TEST_POINT").unwrap();
-    let map = create(&path);
-    apply(&map, &set_a());
-    map.flush().unwrap();
-    if point == "compact-between" {
-        for i in (0..30).step_by(2) {
-            map.remove(&key(&format!("/g/o{i:02}"))).unwrap();
-        }
-        map.flush().unwrap();
-        std::env::set_var(fault::VAR, &point);
-        let _ = map.compact();
-    } else {
-        apply(&map, &set_b());
-        std::env::set_var(fault::VAR, &point);
-        let _ = map.flush();
-    }
-    eprintln!("crash point {point} was not reached");
-    std::process::exit(3);
-}
-
-fn crash_at(point: &str) -> (tempfile::TempDir, PathBuf) {
-    assert!(
-        fault::enabled(),
-        "crash points need a test build (debug, fault-injection)"
-    );
-    let (dir, path) = temp_gnz(&format!("crash-{point}"));
-    let status = spawn_child(
-        "crash_child",
-        &[
-            ("ZMAP_GNZ_TEST_PATH", path.to_str().unwrap()),
-            ("ZMAP_GNZ_TEST_POINT", point),
-        ],
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .status()
-    .unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGABRT), "{point}: {status:?}");
-    (dir, path)
-}
-
-#[test]
-fn crash_at_every_point() {
-    let state_a = after(Vec::new(), &set_a());
-    let state_b = after(state_a.clone(), &set_b());
-    for &point in fault::POINTS {
-        if point == "compact-between" {
-            continue;
-        }
-        let (_dir, path) = crash_at(point);
-        let want = match point {
-            "before-copy" | "mid-copy" => &state_a,
-            _ => &state_b,
-        };
-        // The record is the commit point: before it the header at 0 is the
-        // previous commit; after it, until the header is whole, recovery
-        // reads the record.
-        let recovered = matches!(point, "after-copy" | "after-header-copy" | "mid-header");
-        assert_eq!(load(&path).recovered, recovered, "{point}");
-        let reader = open_ro(&path).unwrap();
-        assert_eq!(&contents(&reader), want, "{point}: read-only open");
-        reader.close(false).unwrap();
-        // A writer finishes the interrupted commit: the header at 0 alone
-        // is then right, for the original reader too.
-        let writer = open_rw(&path).unwrap();
-        assert_eq!(&contents(&writer), want, "{point}: writable open");
-        writer.verify().unwrap();
-        writer.close(false).unwrap();
-        assert!(!load(&path).recovered, "{point}");
-        let (_, mut data) = python_read(&path);
-        data.sort();
-        assert_eq!(&data, want, "{point}: header at 0");
-        // And the file keeps working.
-        let writer = open_rw(&path).unwrap();
-        writer.write(&key("/after"), 0, b"crash").unwrap();
-        writer.close(false).unwrap();
-        let mut more = want.clone();
-        more.push(("/after".to_string(), b"crash".to_vec()));
-        more.sort();
-        assert_eq!(contents(&open_ro(&path).unwrap()), more, "{point}");
-    }
-}
-
-#[test]
-fn crash_between_compaction_phases() {
-    let (_dir, path) = crash_at("compact-between");
-    let mut want = after(Vec::new(), &set_a());
-    want.retain(|(k, _)| {
-        !(k.starts_with("/g/o") && k[4..].parse::<usize>().is_ok_and(|i| i % 2 == 0))
-    });
-    assert_eq!(contents(&open_ro(&path).unwrap()), want);
-    let map = open_rw(&path).unwrap();
-    let (before, after_size) = map.compact().unwrap();
-    assert!(after_size <= before);
-    assert_eq!(contents(&map), want);
-    map.verify().unwrap();
-    map.close(false).unwrap();
-    assert_eq!(contents(&open_ro(&path).unwrap()), want);
 }
 
 /// Until the next commit, the file (header at 0, no recovery) shows the

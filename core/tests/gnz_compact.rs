@@ -1,17 +1,14 @@
 //! GNZ compaction (DESIGN.md, "Compaction"): it never grows the file, it
 //! leaves no hole but alignment padding (and bounded room for the header),
-//! a second compaction changes nothing, and a crash in the middle of one
-//! loses nothing.
+//! and a second compaction changes nothing (a crash in the middle of one:
+//! src/store/gnz/crash_tests.rs).
 
 mod gnz_util;
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use gnz_util::*;
 use zmap_core::map::Map;
-use zmap_core::store::gnz::fault;
 
 type Snapshot = Vec<(String, Vec<u8>)>;
 
@@ -252,54 +249,6 @@ fn random_histories_compact_completely() {
         let pages = want.iter().filter(|(_, v)| v.len() >= 4096).count() as u64;
         compact_and_check(&path, &want, pages);
     }
-}
-
-/// Child process: makes the holey file, arms the crash point between the
-/// first two compaction commits, compacts (and aborts there).
-#[test]
-#[ignore = "child process of a_crash_in_the_middle_of_compaction_loses_nothing"]
-fn compact_crash_child() {
-    let path = PathBuf::from(std::env::var("ZMAP_GNZ_TEST_PATH").unwrap());
-    holey_workload(&path);
-    let map = open_rw(&path).unwrap();
-    std::env::set_var(fault::VAR, "compact-between");
-    let _ = map.compact();
-    eprintln!("crash point was not reached");
-    std::process::exit(3);
-}
-
-#[test]
-fn a_crash_in_the_middle_of_compaction_loses_nothing() {
-    assert!(
-        fault::enabled(),
-        "crash points need a test build (debug, fault-injection)"
-    );
-    let (_dir, path) = temp_gnz("crash");
-    let (_dir2, reference) = temp_gnz("reference");
-    let want = holey_workload(&reference);
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "compact_crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ZMAP_GNZ_TEST_PATH", &path)
-        .env_remove(fault::VAR)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGABRT), "{status:?}");
-    assert_eq!(contents(&open_ro(&path).unwrap()), want);
-    let (_, mut data) = python_read(&path);
-    data.sort();
-    assert_eq!(data, want);
-    let map = open_rw(&path).unwrap();
-    map.verify().unwrap();
-    map.close(false).unwrap();
-    compact_and_check(&path, &want, 8);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Fuzz target: arbitrary bytes as a GNZ file (fuzz/README.md).
 //!
 //! The input is turned into a file (see `build_file`), then:
-//! 1. `format::parse_file` (header at 0, commit record at the tail, recovery);
+//! 1. `recovery::parse_file` (header at 0, commit record at the tail, recovery);
 //! 2. a read-only open agrees with it (both accept or both refuse; a refusal
 //!    is `NC_ENOTNC`/`NC_EINVAL`), and every object reads back exactly the
 //!    bytes its array covers in the file;
@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use libfuzzer_sys::fuzz_target;
 use zmap_core::codes::{NC_EEMPTY, NC_EINVAL, NC_ENOTNC, NC_EPERM};
 use zmap_core::map::{Map, NC_WRITE};
-use zmap_core::store::gnz::format;
+use zmap_core::store::gnz::{format, recovery};
 use zmap_core::{Impl, Key};
 
 const PAGE: usize = 4096;
@@ -93,7 +93,7 @@ fn build_file(data: &[u8]) -> Vec<u8> {
                     .and_then(|g| g.as_u64())
             })
             .unwrap_or(1);
-        body.extend_from_slice(&format::record(record_json, generation));
+        body.extend_from_slice(&recovery::record(record_json, generation));
     }
     body
 }
@@ -164,7 +164,7 @@ fn check_committed(
     when: &str,
 ) {
     let bytes = std::fs::read(path).expect("read the file");
-    let loaded = format::parse_file(&bytes)
+    let loaded = recovery::parse_file(&bytes)
         .unwrap_or_else(|e| panic!("{when}: the file is not valid GNZ: {e}"));
     assert!(
         !loaded.recovered,
@@ -210,7 +210,7 @@ fn check_committed(
 }
 
 fn check(bytes: &[u8]) {
-    let parsed = format::parse_file(bytes);
+    let parsed = recovery::parse_file(bytes);
     let path = scratch_path();
     std::fs::write(&path, bytes).expect("write the scratch file");
     let loc = path.to_str().expect("UTF-8 scratch path").to_string();

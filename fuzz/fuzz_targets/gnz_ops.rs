@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
+use zmap_core::codes::NC_EACCESS;
 use zmap_core::map::{Map, NC_WRITE};
-use zmap_core::store::gnz::format;
+use zmap_core::store::gnz::recovery;
 use zmap_core::{Impl, Key};
 
 type Model = BTreeMap<String, Vec<u8>>;
@@ -118,7 +119,7 @@ fn objects_of(map: &Map, allow_stale: bool) -> (Model, usize) {
 /// The header at 0 alone describes exactly `want`.
 fn check_file(path: &PathBuf, want: &Model, when: &str) {
     let bytes = std::fs::read(path).expect("read the file");
-    let loaded = format::parse_file(&bytes)
+    let loaded = recovery::parse_file(&bytes)
         .unwrap_or_else(|e| panic!("{when}: the file is not valid GNZ: {e}"));
     assert!(!loaded.recovered, "{when}: the header at 0 is stale");
     let mut got: HashMap<String, Vec<u8>> = HashMap::new();
@@ -157,7 +158,7 @@ impl Snapshot {
     fn open(loc: &str, path: &PathBuf, want: Model) -> Snapshot {
         let map = Map::open(Impl::Gnz, loc, 0, 0).expect("read-only open");
         let bytes = std::fs::read(path).expect("read the file");
-        let loaded = format::parse_file(&bytes).expect("a valid file");
+        let loaded = recovery::parse_file(&bytes).expect("a valid file");
         let low = loaded
             .header
             .arrays

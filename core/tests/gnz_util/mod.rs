@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map as JsonMap, Value};
+
 use zmap_core::map::{Map, NC_WRITE};
-use zmap_core::store::gnz::format::{self, Array, Header};
+use zmap_core::store::gnz::format::{Array, Header};
 pub use zmap_core::store::gnz::json::Json;
+use zmap_core::store::gnz::recovery;
 #[allow(unused_imports)] // not every test file uses every helper
 pub use zmap_core::testing::{code, key, read_all};
 use zmap_core::{Impl, Result};
@@ -168,6 +170,6 @@ pub fn temp_gnz(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Loads a file as libzmap does (with recovery).
-pub fn load(path: &Path) -> format::Loaded {
-    format::parse_file(&std::fs::read(path).unwrap()).unwrap()
+pub fn load(path: &Path) -> recovery::Loaded {
+    recovery::parse_file(&std::fs::read(path).unwrap()).unwrap()
 }

@@ -34,6 +34,10 @@ mod client;
 #[cfg(any(feature = "s3", test))]
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]
 mod content;
+/// What a map knows of the server's tree (prefix/leaf checks, sizes).
+#[cfg(any(feature = "s3", test))]
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+mod known;
 /// The AWS shared configuration files (`~/.aws/credentials`, `~/.aws/config`).
 #[cfg(feature = "s3")]
 mod profile;
@@ -237,7 +241,7 @@ mod tests {
         map.exists(&k("/a/5")).unwrap();
         assert_eq!(map.len(&k("/a/5")).unwrap(), 6);
         assert_eq!(request_counts(&url).unwrap().since(&before).head, 1);
-        std::thread::sleep(store::SIZE_TTL);
+        std::thread::sleep(known::SIZE_TTL);
         let before = request_counts(&url).unwrap();
         assert_eq!(map.len(&k("/a/5")).unwrap(), 6);
         assert_eq!(request_counts(&url).unwrap().since(&before).head, 1);

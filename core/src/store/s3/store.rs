@@ -66,11 +66,10 @@
 //! A size learned by a request sent without the map's lock is dropped if
 //! the map changed the server meanwhile (`State::epoch`).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::ops::{Bound, Range};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -82,6 +81,7 @@ use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 use super::buffer::{Buffer, Taken};
 use super::client::{s3_error, Counters, Driver};
 use super::content::{Content, PIECE};
+use super::known::Known;
 use super::url::S3Location;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -98,142 +98,10 @@ const UPLOAD_CONCURRENCY: usize = 8;
 const PART_CONCURRENCY: usize = 4;
 /// S3's limit on object names (root and key together), in bytes.
 const MAX_OBJECT_NAME: usize = 1024;
-/// Most keys remembered for prefix/leaf checks.
-const KNOWN_LIMIT: usize = 1 << 18;
-/// How long a size seen on the server answers `len`, `exists` and reads
-/// without asking again (see "What a map remembers").
-pub(super) const SIZE_TTL: Duration = Duration::from_millis(100);
 /// Keys asked for by the LIST that checks, at open, that the dataset is not
 /// empty: the first keys of a dataset are usually its root metadata
 /// (`.zattrs`, `.zgroup`, ...), whose sizes are then known.
 const OPEN_PROBE_KEYS: usize = 4;
-
-/// What this map knows of the server's tree, to check prefix/leaf conflicts
-/// (Part A3) without asking every time. See the module documentation.
-#[derive(Default)]
-struct Known {
-    /// Keys that are objects on the server.
-    objects: BTreeSet<String>,
-    /// Keys known to be intermediate keys, not objects.
-    dirs: HashSet<String>,
-    /// Keys (`/` = the root) below which the server held nothing when this
-    /// map looked; everything there since was written by this map.
-    fresh: HashSet<String>,
-    /// Sizes of objects on the server, as this map last saw them (HEAD, GET,
-    /// LIST) or uploaded them: `len`, `exists`, reads past the end and
-    /// writes answer from here without a HEAD. See "What a map remembers".
-    sizes: HashMap<String, (u64, Instant)>,
-    /// Complete listings this map made (searches), by prefix (`/` = the
-    /// root): the names the server had one level below it then, each with
-    /// whether it was an object (else only a prefix of objects). A name not
-    /// there was neither an object nor above one, and since then only this
-    /// map (whose changes the other fields track) wrote there.
-    listed: HashMap<String, HashMap<String, bool>>,
-    /// Names in `listed`.
-    listed_names: usize,
-}
-
-impl Known {
-    /// True if the root or a proper ancestor of `key` is fresh.
-    fn under_fresh(&self, key: &Key) -> bool {
-        !self.fresh.is_empty()
-            && (self.fresh.contains("/") || key.ancestors().any(|a| self.fresh.contains(a)))
-    }
-
-    fn has_object_below(&self, key: &str) -> bool {
-        let below = format!("{key}/");
-        self.objects
-            .range::<str, _>((Bound::Included(below.as_str()), Bound::Unbounded))
-            .next()
-            .is_some_and(|k| k.starts_with(&below))
-    }
-
-    /// `key` is an object on the server, so its ancestors are intermediate.
-    fn note_object(&mut self, key: &Key) {
-        self.dirs.remove(key.as_str());
-        self.objects.insert(key.as_str().to_string());
-        self.note_ancestors(key);
-    }
-
-    fn note_ancestors(&mut self, key: &Key) {
-        for a in key.ancestors() {
-            if !self.dirs.contains(a) {
-                self.dirs.insert(a.to_string());
-            }
-        }
-        if self.objects.len() + self.dirs.len() > KNOWN_LIMIT {
-            // Forget everything: checks then ask the server again.
-            *self = Known::default();
-        }
-    }
-
-    fn forget(&mut self) {
-        *self = Known::default();
-    }
-
-    fn note_size(&mut self, key: &str, size: u64) {
-        if self.sizes.len() >= KNOWN_LIMIT && !self.sizes.contains_key(key) {
-            self.sizes.clear();
-        }
-        self.sizes.insert(key.to_string(), (size, Instant::now()));
-    }
-
-    /// The size of `key` last seen, for writes (which already assume that
-    /// nobody else changes the dataset while this map is open).
-    fn note_listing(&mut self, prefix: &str, names: HashMap<String, bool>) {
-        if self.listed_names + names.len() > KNOWN_LIMIT {
-            self.listed.clear();
-            self.listed_names = 0;
-            if names.len() > KNOWN_LIMIT {
-                return;
-            }
-        }
-        self.listed_names += names.len();
-        if let Some(old) = self.listed.insert(prefix.to_string(), names) {
-            self.listed_names -= old.len();
-        }
-    }
-
-    /// What a listing of the parent of `k` (not the root) showed of it:
-    /// `None` if there was no such listing, `Some(None)` if it did not show
-    /// `k`, else whether `k` was an object.
-    fn listed(&self, k: &str) -> Option<Option<bool>> {
-        let cut = k.rfind('/')?;
-        if k.len() <= 1 {
-            return None;
-        }
-        let parent = if cut == 0 { "/" } else { &k[..cut] };
-        let names = self.listed.get(parent)?;
-        Some(names.get(&k[cut + 1..]).copied())
-    }
-
-    /// True if a listing of `key`'s parent did not show `key`: the server
-    /// then had no object at or below it.
-    fn absent(&self, key: &str) -> bool {
-        self.listed(key) == Some(None)
-    }
-
-    /// True if `key` or one of its ancestors is fresh or was listed
-    /// missing: only this map wrote there.
-    fn unseen(&self, key: &Key) -> bool {
-        self.under_fresh(key)
-            || self.absent(key.as_str())
-            || (!self.listed.is_empty() && key.ancestors().any(|a| self.absent(a)))
-    }
-
-    fn size(&self, key: &str) -> Option<u64> {
-        self.sizes.get(key).map(|&(size, _)| size)
-    }
-
-    /// The size of `key` if seen less than `SIZE_TTL` ago, for answers to
-    /// `len`, `exists` and reads.
-    fn recent_size(&self, key: &str) -> Option<u64> {
-        self.sizes
-            .get(key)
-            .filter(|(_, seen)| seen.elapsed() < SIZE_TTL)
-            .map(|&(size, _)| size)
-    }
-}
 
 struct State {
     buffer: Buffer,

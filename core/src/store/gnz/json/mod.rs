@@ -10,6 +10,9 @@
 
 use std::collections::BTreeMap;
 
+pub(crate) mod parse;
+pub(crate) mod write;
+
 /// Members of a JSON object by name: sorted, as the original writer
 /// (`sort_keys=True`) writes them; of duplicate names the last one counts.
 pub type Object = BTreeMap<String, Json>;

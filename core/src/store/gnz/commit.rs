@@ -1,0 +1,216 @@
+//! The commit protocol (DESIGN.md, "Commit"): the commit record at the tail,
+//! durable first, then the header at offset 0.
+
+use super::format::PREFIX_LEN;
+use super::lock;
+use super::readers::{self, Readers};
+use super::recovery;
+use super::space::align_up;
+use super::storage::Storage;
+use super::store::PAGE;
+use super::writer::{align_for, Writer};
+use crate::error::{Error, Result};
+
+impl<S: Storage> Writer<S> {
+    /// Grows the header region to hold `need` bytes, moving the objects
+    /// that stand in the way to free space.
+    pub(super) fn grow_header_region(&mut self, need: u64) -> Result<()> {
+        let floor = self.space.floor();
+        let target = need
+            .checked_add(need / 4)
+            .ok_or(Error::Invalid("header too large"))?;
+        let new_floor = align_up(target, PAGE)?.max(floor.saturating_mul(2));
+        self.move_out_of_header_region(new_floor)
+    }
+
+    /// Makes `[0, new_floor)` the header region, moving the objects that lie
+    /// there to free space. Their old bytes stay intact until the new header
+    /// overwrites them, after the commit record that references their new
+    /// places is durable.
+    pub(super) fn move_out_of_header_region(&mut self, new_floor: u64) -> Result<()> {
+        self.space.raise_floor(new_floor);
+        let movers: Vec<String> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.cap > 0 && o.offset < new_floor)
+            .map(|(k, _)| k.to_string())
+            .collect();
+        for key in movers {
+            let o = self.object_at(&key)?.clone();
+            let at = self.space.alloc(o.cap, align_for(o.cap))?;
+            if let Err(e) = self.copy(o.offset, at, o.len) {
+                self.space.free(at, at + o.cap);
+                self.space.trim();
+                return Err(e);
+            }
+            Self::release(&mut self.space, &o);
+            let moved = self
+                .objects
+                .get_mut(&key)
+                .ok_or(Error::Internal("object vanished"))?;
+            moved.offset = at;
+            moved.committed = 0;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The generation of the next commit. Cannot overflow in practice: a
+    /// writer starts below `MAX_WRITABLE_GENERATION`.
+    pub(super) fn next_generation(&self) -> Result<u64> {
+        self.generation
+            .checked_add(1)
+            .ok_or(Error::Internal("generation overflow"))
+    }
+
+    /// Makes the current state the committed one (DESIGN.md, "Commit").
+    pub(super) fn commit(&mut self) -> Result<()> {
+        if !self.dirty {
+            return self.release_space_of_gone_readers();
+        }
+        let generation = self.next_generation()?;
+        // 1. Serialise, growing the header region until the header fits.
+        loop {
+            self.serialize(generation)?;
+            let need = self.buf.len() as u64;
+            if need <= self.space.floor() {
+                break;
+            }
+            self.grow_header_region(need)?;
+        }
+        // 2. Everything written so far goes to the file, and is durable,
+        // before the record: the media may persist later writes first, and
+        // a complete record over data that never reached the disk would be
+        // a commit of garbage (the crash simulation finds such states).
+        self.write_out_stage()?;
+        if self.unsynced {
+            self.file.sync()?;
+            self.unsynced = false;
+        }
+        // 3. The commit record at the tail, then its sync: the commit point.
+        // The JSON and its trailer, written from the header buffer.
+        let at = align_up(self.space.end(), 8)?;
+        let json_len = self.buf.len() - PREFIX_LEN as usize;
+        let trailer = recovery::trailer(&self.buf[PREFIX_LEN as usize..], generation);
+        self.buf.extend_from_slice(&trailer);
+        let record = &self.buf[PREFIX_LEN as usize..];
+        self.file.write_at(record, at)?;
+        let record_end = at + record.len() as u64;
+        self.buf.truncate(PREFIX_LEN as usize + json_len);
+        if self.file_len > record_end {
+            // Openers read the file's length and tail under the header lock:
+            // the file shrinks only while they cannot be reading it.
+            lock::with_header_lock(self.file.as_file(), true, || {
+                Ok(self.file.set_len(record_end)?)
+            })?;
+        }
+        self.file_len = record_end;
+        self.file.sync()?;
+        // From here on a reopen finds this commit.
+        self.generation = generation;
+        for o in self.objects.values_mut() {
+            if o.committed == 0 {
+                // First referenced by this commit at this place.
+                o.born = generation;
+            }
+            o.committed = o.committed.max(o.len);
+        }
+        // 4. The header at offset 0. While readers are open it never gets
+        // shorter (trailing spaces, valid JSON): a reader refuses extents
+        // below the live header's end, which must therefore not fall back
+        // after a header grew over its snapshot (Reader::overwritten).
+        let readers_now = lock::readers_present(self.file.as_file())?;
+        let padded;
+        let bytes: &[u8] = if readers_now && (self.buf.len() as u64) < self.header_high {
+            let mut grown = self.buf.clone();
+            pad_header(&mut grown, self.header_high)?;
+            padded = grown;
+            &padded
+        } else {
+            &self.buf
+        };
+        self.header_high = if readers_now {
+            self.header_high.max(bytes.len() as u64)
+        } else {
+            bytes.len() as u64
+        };
+        lock::with_header_lock(self.file.as_file(), true, || {
+            Ok(self.file.write_at(bytes, 0)?)
+        })?;
+        self.file.sync()?;
+        self.header_len = bytes.len() as u64;
+        self.dirty = false;
+        // 5. Space the previous header referenced is free unless a live
+        // reader may still see it (DESIGN.md, "Reader protocol"); the file
+        // ends at the page after the last extent.
+        let live = readers::live(self.file.as_file(), generation)?;
+        self.release_unseen(&live, true);
+        self.cut_to_end()?;
+        // Nothing past the end is referenced by this commit or a reader.
+        self.stage.reset(self.space.end());
+        Ok(())
+    }
+
+    /// After the commit `self.generation` (`committed`: the pending space
+    /// was referenced by the commit before it), or later: the space no
+    /// reader in `live` sees becomes free (DESIGN.md, "Reader protocol"),
+    /// and so do bytes an object lost by truncation.
+    pub(super) fn release_unseen(&mut self, live: &Readers, committed: bool) {
+        let generation = self.generation;
+        if live.is_empty() {
+            for o in self.objects.values_mut() {
+                o.committed = o.len;
+            }
+        } else {
+            for o in self.objects.values_mut() {
+                if o.committed > o.len && !live.sees(o.born, generation) {
+                    o.committed = o.len;
+                }
+            }
+        }
+        let seen = |born, died| live.sees(born, died);
+        if committed {
+            self.space.committed(generation, seen);
+        } else {
+            self.space.release_unseen(seen);
+        }
+    }
+
+    /// Cuts the file at the page after the last extent.
+    pub(super) fn cut_to_end(&mut self) -> Result<()> {
+        self.space.trim();
+        let size = align_up(self.space.end(), PAGE)?;
+        if size != self.file_len {
+            // Openers read the file's length and tail under the header lock.
+            lock::with_header_lock(self.file.as_file(), true, || Ok(self.file.set_len(size)?))?;
+            self.file_len = size;
+        }
+        Ok(())
+    }
+
+    /// A flush with nothing to commit: space held for readers that have
+    /// left since is given back (the file may get shorter).
+    fn release_space_of_gone_readers(&mut self) -> Result<()> {
+        if !self.space.has_deferred() {
+            return Ok(());
+        }
+        let live = readers::live(self.file.as_file(), self.generation)?;
+        self.release_unseen(&live, false);
+        if self.space.end() < self.file_len {
+            self.cut_to_end()?;
+        }
+        Ok(())
+    }
+}
+
+/// Pads a header (`GNZ1`, length, JSON) with trailing spaces (still valid
+/// JSON) to `len` bytes, fixing its length field; no-op if it is as long.
+pub(super) fn pad_header(header: &mut Vec<u8>, len: u64) -> Result<()> {
+    if (header.len() as u64) >= len {
+        return Ok(());
+    }
+    header.resize(len as usize, b' ');
+    let prefix = recovery::prefix((len - PREFIX_LEN) as usize)?;
+    header[..PREFIX_LEN as usize].copy_from_slice(&prefix);
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! Crash consistency, simulated in-process at every operation on the file.
+//!
+//! A random workload runs on a [`Recording`] storage, which logs every
+//! write, length change, sync and map. For every prefix of that log (a
+//! crash after each operation) the states a power loss can leave are built:
+//! everything up to the last completed sync is on disk; each 512-byte
+//! sector written since may hold its content from before any of the later
+//! operations or after any one of them (lost, reordered, torn writes), and
+//! the file's length may be any it had since the sync. Each state must open
+//! (read-only, then writable, which repairs the header) and hold exactly
+//! the last completed commit, or the commit in flight: that one for certain
+//! once its commit point (the sync after its commit record) is in the log.
+//!
+//! The log also marks where readers mapped the file (`Op::Map`), so that a
+//! reader's snapshot can be checked against the same log.
+//!
+//! `ZMAP_CRASH_WORKLOADS` (default 30) and `ZMAP_CRASH_SEED` set the size of
+//! the run (the long run is recorded in BENCHMARKS.md, "Crash simulation").
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::format::{RECORD_MAGIC, TRAILER_LEN};
+use super::storage::{Op, Recording};
+use super::store::GnzStore;
+use crate::key::Key;
+use crate::store::{OpenOptions, Store};
+
+/// What a power loss tears at most: one sector.
+const SECTOR: usize = 512;
+/// Random crash states per crash point, besides "every write" and "none".
+const RANDOM_STATES: usize = 3;
+
+type Model = BTreeMap<String, Vec<u8>>;
+
+const KEYS: &[&str] = &["/.zgroup", "/a", "/b", "/g/c", "/g/d", "/h/e", "/big"];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A commit and the ops it spans: `[start, end)` in the log, and the
+/// dataset it makes.
+struct Commit {
+    start: usize,
+    end: usize,
+    model: Model,
+}
+
+/// What one workload did.
+struct Run {
+    ops: Vec<Op>,
+    commits: Vec<Commit>,
+}
+
+fn key(k: &str) -> Key<'_> {
+    Key::parse(k.as_bytes()).unwrap()
+}
+
+fn log_len(log: &Arc<Mutex<Vec<Op>>>) -> usize {
+    log.lock().unwrap().len()
+}
+
+/// Runs a random workload of `steps` steps on a recorded store at `path`.
+fn run_workload(path: &Path, rng: &mut Rng, steps: usize) -> Run {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let wrap = |file| Recording::new(file, Some(log.clone()));
+    let create = OpenOptions {
+        create: true,
+        noclobber: false,
+        writable: true,
+    };
+    let store = GnzStore::open_on(path.to_path_buf(), create, &wrap).unwrap();
+    let mut commits = vec![Commit {
+        start: 0,
+        end: log_len(&log),
+        model: Model::new(),
+    }];
+    let mut model = Model::new();
+    for _ in 0..steps {
+        let k = KEYS[rng.below(KEYS.len())];
+        match rng.below(12) {
+            0..=5 => {
+                let old = model.get(k).map_or(0, Vec::len);
+                let len = match rng.below(4) {
+                    0 => 1 + rng.below(40),
+                    1 => 1 + rng.below(600),
+                    2 => 1 + rng.below(5000),
+                    _ => 4096 + rng.below(20_000),
+                };
+                let start = if rng.below(2) == 0 {
+                    0
+                } else {
+                    rng.below(old + 1)
+                };
+                let byte = rng.next() as u8;
+                let data: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8)).collect();
+                store.write_at(&key(k), start as u64, &data).unwrap();
+                let o = model.entry(k.to_string()).or_default();
+                if o.len() < start + len {
+                    o.resize(start + len, 0);
+                }
+                o[start..start + len].copy_from_slice(&data);
+            }
+            6 if model.contains_key(k) => {
+                let len = rng.below(model[k].len() + 3000);
+                store.truncate(&key(k), len as u64).unwrap();
+                model.get_mut(k).unwrap().resize(len, 0);
+            }
+            7 if model.contains_key(k) => {
+                store.remove(&key(k)).unwrap();
+                model.remove(k);
+            }
+            8..=10 => {
+                let start = log_len(&log);
+                store.flush().unwrap();
+                commits.push(Commit {
+                    start,
+                    end: log_len(&log),
+                    model: model.clone(),
+                });
+            }
+            11 => {
+                let start = log_len(&log);
+                store.compact().unwrap();
+                commits.push(Commit {
+                    start,
+                    end: log_len(&log),
+                    model: model.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let start = log_len(&log);
+    Box::new(store).close(false).unwrap();
+    commits.push(Commit {
+        start,
+        end: log_len(&log),
+        model,
+    });
+    let ops = log.lock().unwrap().clone();
+    Run { ops, commits }
+}
+
+/// True if `ops` (from a commit's start) reach its commit point: a sync
+/// after the commit record (a write ending in a trailer) or, for a new
+/// file, after its first header (written at offset 0).
+fn committed(ops: &[Op]) -> bool {
+    let marks_commit = |op: &Op| match op {
+        Op::Write { offset, data } => {
+            *offset == 0
+                || (data.len() >= TRAILER_LEN as usize
+                    && data[data.len() - TRAILER_LEN as usize..].starts_with(RECORD_MAGIC))
+        }
+        _ => false,
+    };
+    ops.iter()
+        .position(marks_commit)
+        .is_some_and(|at| ops[at..].contains(&Op::Sync))
+}
+
+fn apply(image: &mut Vec<u8>, op: &Op) {
+    match op {
+        Op::Write { offset, data } => {
+            let at = *offset as usize;
+            if image.len() < at + data.len() {
+                image.resize(at + data.len(), 0);
+            }
+            image[at..at + data.len()].copy_from_slice(data);
+        }
+        Op::SetLen(len) => image.resize(*len as usize, 0),
+        Op::Sync | Op::Map => {}
+    }
+}
+
+/// The crash states of a crash after `ops`: every write, none since the
+/// last sync, and `RANDOM_STATES` sector-wise mixes.
+fn crash_states(ops: &[Op], rng: &mut Rng) -> Vec<Vec<u8>> {
+    let synced = ops
+        .iter()
+        .rposition(|op| *op == Op::Sync)
+        .map_or(0, |i| i + 1);
+    let mut durable = Vec::new();
+    for op in &ops[..synced] {
+        apply(&mut durable, op);
+    }
+    let mut versions = vec![durable];
+    for op in &ops[synced..] {
+        if matches!(op, Op::Write { .. } | Op::SetLen(_)) {
+            let mut next = versions.last().unwrap().clone();
+            apply(&mut next, op);
+            versions.push(next);
+        }
+    }
+    let mut states = vec![versions.last().unwrap().clone()];
+    if versions.len() == 1 {
+        return states;
+    }
+    states.push(versions[0].clone());
+    for _ in 0..RANDOM_STATES {
+        let len = versions[rng.below(versions.len())].len();
+        let mut image = vec![0u8; len];
+        for (i, sector) in image.chunks_mut(SECTOR).enumerate() {
+            let from = &versions[rng.below(versions.len())];
+            let at = i * SECTOR;
+            if at < from.len() {
+                let n = sector.len().min(from.len() - at);
+                sector[..n].copy_from_slice(&from[at..at + n]);
+            }
+        }
+        states.push(image);
+    }
+    states
+}
+
+/// What the file at `path` holds, or `None` if it does not open.
+fn contents(path: &Path, writable: bool) -> Option<Model> {
+    let options = OpenOptions {
+        create: false,
+        noclobber: false,
+        writable,
+    };
+    let store =
+        GnzStore::open_on(path.to_path_buf(), options, &|f| Recording::new(f, None)).ok()?;
+    let mut model = Model::new();
+    for k in KEYS {
+        let Ok(len) = store.len(&key(k)) else {
+            continue;
+        };
+        let mut buf = vec![0u8; len as usize];
+        store.read_at(&key(k), 0, &mut buf).ok()?;
+        model.insert(k.to_string(), buf);
+    }
+    if writable {
+        store.verify().ok()?;
+    }
+    Some(model)
+}
+
+/// Counts of one simulation.
+#[derive(Default, Debug)]
+struct Tally {
+    workloads: usize,
+    crash_points: usize,
+    states: usize,
+    violations: Vec<String>,
+}
+
+/// Checks every crash state of every crash point of one workload.
+fn check_workload(seed: u64, dir: &Path, tally: &mut Tally) {
+    let mut rng = Rng(seed.wrapping_mul(2).wrapping_add(1));
+    let steps = 10 + rng.below(30);
+    let run = run_workload(&dir.join("w.gnz"), &mut rng, steps);
+    let image_path = dir.join("crash.gnz");
+    tally.workloads += 1;
+    for point in 0..=run.ops.len() {
+        let ops = &run.ops[..point];
+        tally.crash_points += 1;
+        let done = run.commits.iter().rev().find(|c| c.end <= point);
+        let flight = run
+            .commits
+            .iter()
+            .find(|c| c.start < point && point < c.end);
+        let durable = flight.is_some_and(|c| committed(&run.ops[c.start..point]));
+        for (n, image) in crash_states(ops, &mut rng).into_iter().enumerate() {
+            tally.states += 1;
+            for writable in [false, true] {
+                // A new file each time: rewriting one in place makes ext4
+                // flush it (auto_da_alloc), as if it were synced.
+                let _ = std::fs::remove_file(&image_path);
+                std::fs::write(&image_path, &image).unwrap();
+                let got = contents(&image_path, writable);
+                let ok = match (&got, done, flight) {
+                    // Nothing committed yet: an unopenable file is fine.
+                    (None, None, _) => !durable,
+                    (None, Some(_), _) => false,
+                    (Some(m), _, Some(f)) if durable => *m == f.model,
+                    (Some(m), done, flight) => {
+                        done.is_some_and(|c| *m == c.model) || flight.is_some_and(|c| *m == c.model)
+                    }
+                };
+                if !ok {
+                    tally.violations.push(format!(
+                        "seed {seed:#x}, crash after op {point} of {}, state {n} \
+                         ({} bytes), {}: {}",
+                        run.ops.len(),
+                        image.len(),
+                        if writable { "writable" } else { "read-only" },
+                        match got {
+                            None => "does not open".to_string(),
+                            Some(m) => format!("holds {:?}", summary(&m)),
+                        }
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn summary(m: &Model) -> Vec<(&str, usize)> {
+    m.iter().map(|(k, v)| (k.as_str(), v.len())).collect()
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+// The counts of a run are its result (BENCHMARKS.md, "Crash simulation").
+#[allow(clippy::print_stderr)]
+fn every_crash_state_holds_a_whole_commit() {
+    let workloads = env_u64("ZMAP_CRASH_WORKLOADS", 30);
+    let seed = env_u64("ZMAP_CRASH_SEED", 0x5eed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut tally = Tally::default();
+    let started = std::time::Instant::now();
+    for w in 0..workloads {
+        check_workload(
+            seed.wrapping_mul(1_000_003).wrapping_add(w),
+            dir.path(),
+            &mut tally,
+        );
+        let _ = std::fs::remove_file(dir.path().join("w.gnz"));
+    }
+    eprintln!(
+        "crash simulation: {} workloads, {} crash points, {} crash states (each opened \
+         read-only and writable), {} violations, {:.1} s",
+        tally.workloads,
+        tally.crash_points,
+        tally.states,
+        tally.violations.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        tally.violations.is_empty(),
+        "{} violations, first: {:#?}",
+        tally.violations.len(),
+        &tally.violations[..tally.violations.len().min(5)]
+    );
+}

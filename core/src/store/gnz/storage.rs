@@ -1,0 +1,147 @@
+//! Every change to a GNZ file, and every map of it, goes through a
+//! [`Storage`]: the file itself in production ([`FileStorage`]), or in tests a
+//! file that also records each operation ([`Recording`]), from which the
+//! crash tests build the states a power loss can leave (`crash_tests.rs`).
+//!
+//! Static dispatch only (the store is generic over it, `FileStorage` by
+//! default): each method is the one system call it wraps, inlined.
+//! Reads, locks and hints that change no byte (write-behind) use the file
+//! directly ([`Storage::as_file`]).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use memmap2::Mmap;
+
+/// The operations that change a GNZ file or snapshot it.
+pub trait Storage: Send + Sync + 'static {
+    /// The file, for reads, locks and hints.
+    fn as_file(&self) -> &File;
+    /// Writes all of `data` at `offset`.
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()>;
+    /// Sets the file's length (cuts or extends with zeros).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes every completed write and length change durable
+    /// (`fdatasync`): the only ordering point the media give.
+    fn sync(&self) -> io::Result<()>;
+    /// Maps the whole file read-only (a reader's snapshot).
+    fn map(&self) -> io::Result<Mmap>;
+}
+
+/// The file itself.
+pub struct FileStorage(File);
+
+impl FileStorage {
+    pub fn new(file: File) -> FileStorage {
+        FileStorage(file)
+    }
+}
+
+impl Storage for FileStorage {
+    #[inline]
+    fn as_file(&self) -> &File {
+        &self.0
+    }
+    #[inline]
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(data, offset)
+    }
+    #[inline]
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    #[inline]
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    #[inline]
+    fn map(&self) -> io::Result<Mmap> {
+        map_file(&self.0)
+    }
+}
+
+/// Maps `file` read-only.
+fn map_file(file: &File) -> io::Result<Mmap> {
+    // SAFETY: the mapping is only read, and only at extents that the header
+    // it was taken with references. libzmap writers never change those
+    // bytes while a reader holds its generation slot (copy-on-write,
+    // DESIGN.md "Reader protocol") and never cut the file below them. A
+    // process that ignores the protocol and truncates the file could make
+    // such a read fault (SIGBUS), as with any memory map.
+    unsafe { Mmap::map(file) }
+}
+
+#[cfg(test)]
+pub use recording::{Op, Recording};
+
+#[cfg(test)]
+mod recording {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// One operation on the file, as the storage saw it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Op {
+        Write {
+            offset: u64,
+            data: Vec<u8>,
+        },
+        SetLen(u64),
+        Sync,
+        /// A reader's snapshot: what it may read is what a crash-free file
+        /// holds at this point.
+        Map,
+    }
+
+    /// A file that records every operation (in order, shared by every
+    /// store opened with the same log). Without a log, it only skips the
+    /// syncs (for checking crash images, which are thrown away).
+    pub struct Recording {
+        file: File,
+        log: Option<Arc<Mutex<Vec<Op>>>>,
+    }
+
+    impl Recording {
+        pub fn new(file: File, log: Option<Arc<Mutex<Vec<Op>>>>) -> Recording {
+            Recording { file, log }
+        }
+
+        fn push(&self, op: Op) {
+            if let Some(log) = &self.log {
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(op);
+            }
+        }
+    }
+
+    impl Storage for Recording {
+        fn as_file(&self) -> &File {
+            &self.file
+        }
+        fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+            self.file.write_all_at(data, offset)?;
+            if self.log.is_some() {
+                self.push(Op::Write {
+                    offset,
+                    data: data.to_vec(),
+                });
+            }
+            Ok(())
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.file.set_len(len)?;
+            self.push(Op::SetLen(len));
+            Ok(())
+        }
+        /// Recorded only: what a sync makes durable is what the crash
+        /// simulation derives from the log, and the file serves reads.
+        fn sync(&self) -> io::Result<()> {
+            self.push(Op::Sync);
+            Ok(())
+        }
+        fn map(&self) -> io::Result<Mmap> {
+            self.push(Op::Map);
+            map_file(&self.file)
+        }
+    }
+}
