@@ -127,6 +127,7 @@ pub(super) struct Counts {
 }
 
 /// What the readers of one workload did and found.
+#[derive(Default)]
 pub(super) struct Outcomes {
     lives: Vec<Life>,
     reads: Vec<Read>,
@@ -164,12 +165,7 @@ impl Readers {
             committed: (0, Model::new()),
             flight: None,
             live: Vec::new(),
-            out: Outcomes {
-                lives: Vec::new(),
-                reads: Vec::new(),
-                counts: Counts::default(),
-                violations: Vec::new(),
-            },
+            out: Outcomes::default(),
         };
         Readers {
             shared: Arc::new(Mutex::new(shared)),
@@ -234,15 +230,7 @@ impl Readers {
             };
             s.act(action, false);
         }
-        std::mem::replace(
-            &mut s.out,
-            Outcomes {
-                lives: Vec::new(),
-                reads: Vec::new(),
-                counts: Counts::default(),
-                violations: Vec::new(),
-            },
-        )
+        std::mem::take(&mut s.out)
     }
 }
 
