@@ -52,7 +52,10 @@ impl<S: Storage> Writer<S> {
             .filter(|o| o.len > 0)
             .map(|o| widest.saturating_sub(digits(o.offset)))
             .sum();
-        let need = PREFIX_LEN + json_len + widening + 24;
+        // And the header at 0 now, which readers may have left padded
+        // (`Writer::header_high`): it is the committed one until the first
+        // round's record is durable, so no object may move over it before.
+        let need = (PREFIX_LEN + json_len + widening + 24).max(self.header_len);
         let min_floor = align_up(need, SMALL_ALIGN)?;
         // Room the header region may keep when that spares moving data.
         let max_floor = min_floor + (min_floor / 4).max(PAGE);

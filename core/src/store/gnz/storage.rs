@@ -73,12 +73,12 @@ fn map_file(file: &File) -> io::Result<Mmap> {
 }
 
 #[cfg(test)]
-pub use recording::{Op, Recording};
+pub use recording::{Hook, Op, Recording};
 
 #[cfg(test)]
 mod recording {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Mutex, OnceLock};
 
     /// One operation on the file, as the storage saw it.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,29 +94,63 @@ mod recording {
         Map,
     }
 
+    /// Called after an operation is in the log (the log's lock released):
+    /// the crash simulation opens and closes readers there, in the middle
+    /// of a writer's commit.
+    pub type Hook = Arc<dyn Fn(&Op) + Send + Sync>;
+
     /// A file that records every operation (in order, shared by every
     /// store opened with the same log). Without a log, it only skips the
     /// syncs (for checking crash images, which are thrown away).
     pub struct Recording {
         file: File,
         log: Option<Arc<Mutex<Vec<Op>>>>,
+        hook: Option<Hook>,
+        /// Once set, `as_file` gives this other file: the locks the store
+        /// then drops explicitly are not its own, so only closing `file`
+        /// drops them, as the kernel does for a process that dies.
+        stand_in: Option<Arc<OnceLock<File>>>,
     }
 
     impl Recording {
         pub fn new(file: File, log: Option<Arc<Mutex<Vec<Op>>>>) -> Recording {
-            Recording { file, log }
+            Recording {
+                file,
+                log,
+                hook: None,
+                stand_in: None,
+            }
+        }
+
+        /// Calls `hook` after every operation recorded.
+        pub fn with_hook(mut self, hook: Hook) -> Recording {
+            self.hook = Some(hook);
+            self
+        }
+
+        /// Lets the caller make this store die (see `stand_in`).
+        pub fn with_stand_in(mut self, stand_in: Arc<OnceLock<File>>) -> Recording {
+            self.stand_in = Some(stand_in);
+            self
         }
 
         fn push(&self, op: Op) {
             if let Some(log) = &self.log {
+                let seen = self.hook.as_ref().map(|_| op.clone());
                 log.lock().unwrap_or_else(|e| e.into_inner()).push(op);
+                if let (Some(hook), Some(op)) = (&self.hook, seen) {
+                    hook(&op);
+                }
             }
         }
     }
 
     impl Storage for Recording {
         fn as_file(&self) -> &File {
-            &self.file
+            match self.stand_in.as_ref().and_then(|s| s.get()) {
+                Some(other) => other,
+                None => &self.file,
+            }
         }
         fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
             self.file.write_all_at(data, offset)?;
