@@ -230,9 +230,7 @@ impl Space {
                 .and_then(|&(len, start)| fits(len, start).map(|at| (start, at)));
         }
         if let Some((start, at)) = found {
-            let end = self.remove(start).ok_or(Error::Internal("free list"))?;
-            self.insert(start, at);
-            self.insert(at + size, end);
+            self.carve(start, at, size).ok_or(Error::Internal("free list"))?;
             return Ok(at);
         }
         // At the end, reusing a free range that reaches it.
@@ -243,12 +241,7 @@ impl Space {
                 base = s;
             }
         }
-        let at = align_up(base, align)?;
-        let new_end = at
-            .checked_add(size)
-            .filter(|&e| e <= MAX_FILE_OFFSET)
-            .ok_or(Error::Invalid("file would be too large"))?;
-        self.end = new_end;
+        let at = self.extend_end(base, size, align)?;
         self.insert(base, at);
         Ok(at)
     }
@@ -258,14 +251,30 @@ impl Space {
     /// target).
     pub fn alloc_past_end(&mut self, size: u64, align: u64) -> Result<u64> {
         let base = self.end;
+        let at = self.extend_end(base, size, align)?;
+        self.free(base, at);
+        Ok(at)
+    }
+
+    /// Moves the end to `size` bytes past `base` aligned to `align`, and
+    /// returns that aligned start (the caller accounts for `[base, at)`).
+    fn extend_end(&mut self, base: u64, size: u64, align: u64) -> Result<u64> {
         let at = align_up(base, align)?;
-        let new_end = at
+        self.end = at
             .checked_add(size)
             .filter(|&e| e <= MAX_FILE_OFFSET)
             .ok_or(Error::Invalid("file would be too large"))?;
-        self.end = new_end;
-        self.free(base, at);
         Ok(at)
+    }
+
+    /// Takes `[at, at + size)` out of the free range starting at `start`,
+    /// keeping what is left on either side free. `None` if no free range
+    /// starts there.
+    fn carve(&mut self, start: u64, at: u64, size: u64) -> Option<()> {
+        let end = self.remove(start)?;
+        self.insert(start, at);
+        self.insert(at + size, end);
+        Some(())
     }
 
     /// Takes `size` bytes aligned to `align` from the lowest free range that
@@ -281,9 +290,7 @@ impl Space {
                 let at = align_up(s.max(min_start), align).ok()?;
                 (at.checked_add(size)? <= e).then_some((s, at))
             })?;
-        let end = self.remove(start)?;
-        self.insert(start, at);
-        self.insert(at + size, end);
+        self.carve(start, at, size)?;
         Some(at)
     }
 
@@ -298,9 +305,7 @@ impl Space {
                 let at = align_up(s, align).ok()?;
                 (at.checked_add(size)? <= e.min(limit)).then_some((s, at))
             })?;
-        let end = self.remove(start)?;
-        self.insert(start, at);
-        self.insert(at + size, end);
+        self.carve(start, at, size)?;
         Some(at)
     }
 
