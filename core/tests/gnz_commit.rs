@@ -5,7 +5,6 @@
 mod gnz_util;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gnz_util::*;
@@ -14,22 +13,6 @@ use zmap_core::map::{Map, NC_NOCLOBBER};
 use zmap_core::Impl;
 
 type Snapshot = Vec<(String, Vec<u8>)>;
-
-/// Runs `child` (an ignored test of this file) in a new process.
-fn spawn_child(child: &str, envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--ignored",
-        "--exact",
-        child,
-        "--nocapture",
-        "--test-threads=1",
-    ]);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd
-}
 
 /// Until the next commit, the file (header at 0, no recovery) shows the
 /// last commit exactly, whatever is written meanwhile.
@@ -285,18 +268,9 @@ fn lock_holder_child() {
 fn one_writer_at_a_time_across_processes() {
     let (_dir, path) = temp_gnz("xlock");
     create(&path).close(false).unwrap();
-    let mut child = spawn_child(
-        "lock_holder_child",
-        &[("ZMAP_GNZ_TEST_PATH", path.to_str().unwrap())],
-    )
-    .stdout(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.with_extension("ready").exists() {
-        assert!(Instant::now() < deadline, "child never got the lock");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = spawn_child("lock_holder_child", &path).spawn().unwrap();
+    // The child creates it once it holds the lock.
+    wait_for(&path.with_extension("ready"));
     let refused = Instant::now();
     assert_eq!(code(open_rw(&path)), NC_EACCESS);
     assert!(

@@ -6,8 +6,7 @@
 
 mod gnz_util;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,32 +27,6 @@ fn version(v: u64) -> Vec<u8> {
 fn rewrite(map: &Map, v: u64) {
     map.write(&key("/obj"), 0, &version(v)).unwrap();
     map.flush().unwrap();
-}
-
-fn spawn_child(child: &str, path: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--ignored",
-        "--exact",
-        child,
-        "--nocapture",
-        "--test-threads=1",
-    ]);
-    cmd.env("ZMAP_GNZ_TEST_PATH", path);
-    cmd.stdout(Stdio::null());
-    cmd
-}
-
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// One reader held open while the writer rewrites a 1 MiB object 200

@@ -173,3 +173,34 @@ pub fn temp_gnz(name: &str) -> (tempfile::TempDir, PathBuf) {
 pub fn load(path: &Path) -> recovery::Loaded {
     recovery::parse_file(&std::fs::read(path).unwrap()).unwrap()
 }
+
+/// Runs `child` (an ignored test of the calling test binary) in a new
+/// process, with the GNZ file's path in `ZMAP_GNZ_TEST_PATH`.
+#[allow(dead_code)] // not every test file spawns children
+pub fn spawn_child(child: &str, path: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        child,
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd.env("ZMAP_GNZ_TEST_PATH", path);
+    cmd.stdout(std::process::Stdio::null());
+    cmd
+}
+
+/// Waits (60 s at most) until a child process creates `path`.
+#[allow(dead_code)] // not every test file spawns children
+pub fn wait_for(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

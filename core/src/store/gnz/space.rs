@@ -230,7 +230,8 @@ impl Space {
                 .and_then(|&(len, start)| fits(len, start).map(|at| (start, at)));
         }
         if let Some((start, at)) = found {
-            self.carve(start, at, size).ok_or(Error::Internal("free list"))?;
+            self.carve(start, at, size)
+                .ok_or(Error::Internal("free list"))?;
             return Ok(at);
         }
         // At the end, reusing a free range that reaches it.
