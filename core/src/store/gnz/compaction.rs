@@ -16,7 +16,7 @@ impl<S: Storage> Writer<S> {
     /// Rewrites the file without holes (DESIGN.md, "Compaction").
     pub(super) fn compact(&mut self) -> Result<(u64, u64)> {
         self.commit()?;
-        let before = self.file.as_file().metadata()?.len();
+        let before = self.file.settled_file()?.metadata()?.len();
         // What no live reader sees is free; what they see stays as it is
         // (DESIGN.md, "Reader protocol"): the plan works around it.
         let live = readers::live(self.file.as_file(), self.generation)?;

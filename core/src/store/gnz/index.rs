@@ -168,6 +168,14 @@ impl Index {
         self.slots.iter_mut().flatten()
     }
 
+    /// Every object with its slot, in no particular order.
+    pub fn slotted(&self) -> impl Iterator<Item = (u32, &Object)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| Some((i as u32, o.as_ref()?)))
+    }
+
     /// Every object with its key, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Object)> {
         self.tree

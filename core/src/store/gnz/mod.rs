@@ -24,6 +24,7 @@
 //! - `compact`: planning compaction (dry runs over a copy of the free space).
 //! - `copy`: large reads out of the file mapping, split over threads.
 
+mod behind;
 mod commit;
 mod compact;
 mod compaction;

@@ -17,7 +17,12 @@
 /// Writes shorter than this are staged.
 pub const PIECE: u64 = 4096;
 /// The stage is written out when it would grow past this.
+#[cfg(not(test))]
 pub const STAGE_MAX: u64 = 1 << 20;
+/// In unit tests a few pages: the crash simulation and the other tests
+/// then hand many stages to the write-behind worker (`behind.rs`).
+#[cfg(test)]
+pub const STAGE_MAX: u64 = 16 << 10;
 /// At most this much zero padding between two staged writes.
 const MAX_PAD: u64 = 4096;
 
@@ -104,6 +109,17 @@ impl Stage {
     /// The staged bytes and where they go.
     pub fn staged(&self) -> (u64, &[u8]) {
         (self.at, &self.buf)
+    }
+
+    /// Takes the staged bytes out (where they go, and the bytes), for
+    /// the caller to write; `spare` becomes the stage's (empty) buffer. The
+    /// taken bytes count as written directly.
+    pub fn take(&mut self, mut spare: Vec<u8>) -> (u64, Vec<u8>) {
+        let (_, end) = self.range();
+        self.wrote_directly(end);
+        spare.clear();
+        std::mem::swap(&mut self.buf, &mut spare);
+        (self.at, spare)
     }
 
     /// The staged bytes are in the file now: the stage is empty, and counts

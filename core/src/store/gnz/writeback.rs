@@ -10,10 +10,9 @@
 //! I/O error. On a file system without real write-back (tmpfs) it costs a
 //! syscall per large write.
 //!
-//! Done in the writer's own thread: a helper thread measured no faster
-//! here (the device, not the submitting thread, sets the pace), and a
-//! process forked while a writer is open would inherit a thread that does
-//! not exist in it.
+//! Called by whichever thread did the write: the stage's write-behind
+//! worker for a stage write-out (`behind.rs`), the writer's own thread for
+//! a large direct write.
 
 use std::fs::File;
 

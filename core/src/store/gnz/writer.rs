@@ -4,6 +4,7 @@
 
 use std::os::unix::fs::FileExt;
 
+use super::behind::Behind;
 use super::commit::pad_header;
 use super::format::{self, PREFIX_LEN};
 use super::index::{Index, Object};
@@ -24,7 +25,8 @@ pub(super) struct Writer<S: Storage> {
     /// The longest header at offset 0 written while readers may have been
     /// open: later headers are padded to it (see `commit`).
     pub(super) header_high: u64,
-    pub(super) file: S,
+    /// The file, with the stage's write-outs in flight (`behind.rs`).
+    pub(super) file: Behind<S>,
     pub(super) objects: Index,
     /// The header being committed: 8 bytes for its prefix, then its JSON
     /// (kept between commits for its capacity).
@@ -48,6 +50,9 @@ pub(super) struct Writer<S: Storage> {
 
 impl<S: Storage> Drop for Writer<S> {
     fn drop(&mut self) {
+        // What was handed to the write-behind worker reaches the file
+        // while this writer still holds the lock.
+        let _ = self.file.settle();
         let _ = lock::unlock_writer(self.file.as_file());
     }
 }
@@ -59,7 +64,7 @@ impl<S: Storage> Writer<S> {
     pub(super) fn fresh(file: S) -> Result<Writer<S>> {
         let mut writer = Writer {
             header_high: 0,
-            file,
+            file: Behind::new(file),
             objects: Index::default(),
             buf: Vec::new(),
             stage: Stage::new(PAGE),
@@ -166,7 +171,7 @@ impl<S: Storage> Writer<S> {
         }
         Ok(Writer {
             header_high,
-            file,
+            file: Behind::new(file),
             objects,
             buf: Vec::new(),
             stage: Stage::new(space.end()),
@@ -235,8 +240,9 @@ impl<S: Storage> Writer<S> {
             && ((data.len() as u64) < stage::PIECE || self.stage.overlaps(at, end))
         {
             // A short write the stage cannot take (full, or apart from it):
-            // a new stage; a direct write over staged bytes: after them.
-            self.write_out_stage()?;
+            // a new stage, while the worker writes the old one; a direct
+            // write over staged bytes: after them.
+            self.stage_behind()?;
             if self.stage.put(data, at) {
                 return Ok(());
             }
@@ -249,8 +255,13 @@ impl<S: Storage> Writer<S> {
         Ok(())
     }
 
-    /// Writes the staged bytes to the file (one `pwrite`).
+    /// Writes the staged bytes to the file (one `pwrite`), by the
+    /// write-behind worker if one runs (the next use of the file waits for
+    /// it).
     pub(super) fn write_out_stage(&mut self) -> Result<()> {
+        if self.file.has_worker() {
+            return self.stage_behind();
+        }
         if self.stage.is_empty() {
             return Ok(());
         }
@@ -263,15 +274,32 @@ impl<S: Storage> Writer<S> {
         Ok(())
     }
 
+    /// Hands the staged bytes to the write-behind worker (started for the
+    /// first of them) and empties the stage.
+    pub(super) fn stage_behind(&mut self) -> Result<()> {
+        if self.stage.is_empty() {
+            return Ok(());
+        }
+        // The write-out before is in the file (or its error surfaces here,
+        // with this stage kept).
+        self.file.settle()?;
+        let (at, bytes) = self.stage.take(self.file.spare());
+        self.unsynced = true;
+        self.file_len = self.file_len.max(at + bytes.len() as u64);
+        self.file.write_behind(bytes, at);
+        Ok(())
+    }
+
     /// Reads the file's bytes at `at` as the writer sees them (staged ones
     /// included).
     pub(super) fn fetch(&self, buf: &mut [u8], at: u64) -> Result<()> {
         for (s, e) in self.stage.read(buf, at) {
             if s < e {
+                let file = self.file.settled_file()?;
                 let part = &mut buf[(s - at) as usize..(e - at) as usize];
                 // Large reads by several threads at once (copy.rs).
                 super::copy::fill(part, |piece, off| {
-                    FileExt::read_exact_at(self.file.as_file(), piece, s + off as u64)
+                    FileExt::read_exact_at(file, piece, s + off as u64)
                 })?;
             }
         }
@@ -577,12 +605,12 @@ impl<S: Storage> Writer<S> {
         if self.header_len > self.space.floor() {
             return broken("the header overflows its region".into());
         }
-        let loaded = recovery::load(self.file.as_file())?;
+        let loaded = recovery::load(self.file.settled_file()?)?;
         if loaded.header.generation() != self.generation {
             return broken("the file's header is not the last commit".into());
         }
         if !self.dirty {
-            let on_disk = recovery::load_with(self.file.as_file(), build)?
+            let on_disk = recovery::load_with(self.file.settled_file()?, build)?
                 .header
                 .objects;
             for (k, o) in self.objects.iter() {
