@@ -103,19 +103,15 @@ impl<S: Storage> Writer<S> {
         Ok(())
     }
 
-    /// About the length of the next header (plain entries, the names as
-    /// they are): a lower bound for headers of `|u1` objects.
+    /// About the length of the next header, without a pass over the
+    /// objects: their keys' bytes, and per entry the fixed text, the digits
+    /// of an offset near the end of the file and at least one of a length.
+    /// Close for headers of `|u1` objects; the serialisation decides.
     fn header_estimate(&self) -> u64 {
         const ENTRY: u64 = 61; // `"": {"dtype": "|u1", "offset": , "order": "C", "shape": []}, `
-        let digits = |n: u64| u64::from(n.checked_ilog10().unwrap_or(0) + 1);
-        self.objects
-            .iter()
-            .map(|(k, o)| {
-                let name = o.name.as_deref().unwrap_or(k);
-                name.len() as u64 + ENTRY + digits(o.offset) + digits(o.len)
-            })
-            .sum::<u64>()
-            + PREFIX_LEN
+        let offset_digits = u64::from(self.space.end().checked_ilog10().unwrap_or(0) + 1);
+        let entries = self.objects.len() as u64;
+        PREFIX_LEN + self.objects.key_bytes() + entries * (ENTRY + offset_digits + 1)
     }
 
     /// The generation of the next commit. Cannot overflow in practice: a
@@ -132,6 +128,11 @@ impl<S: Storage> Writer<S> {
             return self.release_space_of_gone_readers();
         }
         let generation = self.next_generation()?;
+        // The staged bytes go to the file while the header is serialised
+        // (when the write-behind worker runs; else in step 2).
+        if self.file.has_worker() {
+            self.stage_behind()?;
+        }
         // 1. Serialise, growing the header region until the header fits. A
         // header that will clearly not fit (estimated from its entries)
         // grows the region first, rather than being serialised only to

@@ -3,7 +3,7 @@
 //! over a slab of objects that commits and compaction walk without lookups.
 
 use crate::error::Result;
-use crate::store::tree::Tree;
+use crate::store::tree::{Slot as TreeSlot, Tree};
 
 /// The array description of an object written by another GNZ writer, kept
 /// while the object's length is unchanged.
@@ -57,6 +57,8 @@ pub struct Index {
     slots: Vec<Option<Object>>,
     /// Empty slots.
     free: Vec<u32>,
+    /// The bytes of all keys (for estimating a header's length).
+    key_bytes: u64,
 }
 
 impl Index {
@@ -113,29 +115,40 @@ impl Index {
             }
         };
         self.tree.insert(key, slot);
+        self.key_bytes += key.len() as u64;
         slot
     }
 
-    /// Adds a new object at `key` (not present) if the leaf rules allow it
-    /// (`check_leaf`, in one lookup of the parent when it is already an
-    /// intermediate key); its slot. Nothing changes on an error.
-    pub fn insert_new(&mut self, key: &str, object: Object) -> Result<u32> {
-        let slot = match self.free.last() {
+    /// The slot of the object at `key` (`false`), or of a new empty object
+    /// made there if the leaf rules allow it (`true`): one lookup either
+    /// way. Nothing changes on an error.
+    pub fn slot_or_insert_new(&mut self, key: &str) -> Result<(u32, bool)> {
+        let next = match self.free.last() {
             Some(&slot) => slot,
             None => u32::try_from(self.slots.len())
                 .map_err(|_| crate::error::Error::Invalid("too many objects"))?,
         };
-        self.tree.insert_new(key, slot)?;
-        if self.free.pop().is_some() {
-            self.slots[slot as usize] = Some(object);
-        } else {
-            self.slots.push(Some(object));
+        match self.tree.entry(key) {
+            TreeSlot::Object(&mut slot) => return Ok((slot, false)),
+            TreeSlot::Dir => {
+                return Err(crate::error::Error::Invalid(
+                    "key is a prefix of existing objects",
+                ))
+            }
+            TreeSlot::Vacant(vacant) => vacant.insert(next)?,
         }
-        Ok(slot)
+        self.key_bytes += key.len() as u64;
+        if self.free.pop().is_some() {
+            self.slots[next as usize] = Some(Object::empty());
+        } else {
+            self.slots.push(Some(Object::empty()));
+        }
+        Ok((next, true))
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Object> {
         let slot = self.tree.remove(key)?;
+        self.key_bytes -= key.len() as u64;
         self.free.push(slot);
         self.slots.get_mut(slot as usize)?.take()
     }
@@ -144,6 +157,7 @@ impl Index {
     pub fn drain(&mut self) -> Vec<Object> {
         self.tree.clear();
         self.free.clear();
+        self.key_bytes = 0;
         std::mem::take(&mut self.slots)
             .into_iter()
             .flatten()
@@ -157,6 +171,11 @@ impl Index {
 
     pub fn each_child(&self, prefix: &str, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
         self.tree.each_child(prefix, each)
+    }
+
+    /// The bytes of all keys together.
+    pub fn key_bytes(&self) -> u64 {
+        self.key_bytes
     }
 
     /// Every object, in no particular order.
@@ -264,6 +283,23 @@ fn sort_by_head(order: &mut Vec<(u128, u32)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_bytes_follow_inserts_and_removes() {
+        let mut index = Index::default();
+        let sum = |i: &Index| i.iter().map(|(k, _)| k.len() as u64).sum::<u64>();
+        index.insert("/a/b", Object::empty());
+        assert!(index.slot_or_insert_new("/a/cc").unwrap().1);
+        assert!(!index.slot_or_insert_new("/a/cc").unwrap().1);
+        assert!(index.slot_or_insert_new("/a").is_err());
+        index.slot_or_insert_new("/d").unwrap();
+        assert_eq!(index.key_bytes(), sum(&index));
+        assert!(index.remove("/nothing").is_none());
+        index.remove("/a/b").unwrap();
+        assert_eq!(index.key_bytes(), sum(&index));
+        index.drain();
+        assert_eq!(index.key_bytes(), 0);
+    }
 
     #[test]
     fn sort_by_head_matches_a_comparison_sort() {

@@ -501,11 +501,11 @@ impl<S: Storage> Writer<S> {
 
     pub(super) fn write_at(&mut self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
         let end = start + data.len() as u64;
-        if let Some(slot) = self.objects.slot(key.as_str()) {
+        let (slot, new) = self.objects.slot_or_insert_new(key.as_str())?;
+        if !new {
             let len = self.objects.at(slot).map_or(0, |o| o.len);
             return self.update(slot, start, data, len.max(end));
         }
-        let slot = self.objects.insert_new(key.as_str(), Object::empty())?;
         self.dirty = true;
         let result = self.update(slot, start, data, end);
         if result.is_err() {
