@@ -6,6 +6,7 @@ use super::lock;
 use super::readers::{self, Readers};
 use super::recovery;
 use super::space::align_up;
+use super::stage::STAGE_MAX;
 use super::storage::Storage;
 use super::store::PAGE;
 use super::writer::Writer;
@@ -16,6 +17,8 @@ use crate::error::{Error, Result};
 const RUN_GAP: u64 = 4096;
 /// The longest run moved with one copy.
 const RUN_MAX: u64 = 64 << 20;
+/// Runs up to this long are copied through the stage (`copy_run`).
+const STAGED_RUN_MAX: u64 = 8 << 20;
 
 impl<S: Storage> Writer<S> {
     /// Grows the header region to hold `need` bytes, moving the objects
@@ -78,7 +81,7 @@ impl<S: Storage> Writer<S> {
         let from = run[0].0;
         let data_end = run.iter().map(|m| m.0 + m.2).max().unwrap_or(from);
         if data_end > from {
-            if let Err(e) = self.copy(from, to + (from - base), data_end - from) {
+            if let Err(e) = self.copy_run(from, to + (from - base), data_end - from) {
                 self.space.free(to, to + (end - base));
                 self.space.trim();
                 return Err(e);
@@ -101,6 +104,22 @@ impl<S: Storage> Writer<S> {
         }
         self.space.free(used, to + (end - base));
         Ok(())
+    }
+
+    /// Copies a run's bytes to their new place: through the stage when they
+    /// fit it (a first commit's moves then go to the file with the last
+    /// staged bytes, by the write-behind worker while the header is
+    /// serialised), else as any copy.
+    fn copy_run(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
+        if len > STAGED_RUN_MAX {
+            return self.copy(from, to, len);
+        }
+        let mut bytes = vec![0u8; len as usize];
+        self.fetch(&mut bytes, from)?;
+        if self.stage.put_run(&bytes, to, STAGED_RUN_MAX + STAGE_MAX) {
+            return Ok(());
+        }
+        self.put(&bytes, to)
     }
 
     /// About the length of the next header, without a pass over the
@@ -128,11 +147,6 @@ impl<S: Storage> Writer<S> {
             return self.release_space_of_gone_readers();
         }
         let generation = self.next_generation()?;
-        // The staged bytes go to the file while the header is serialised
-        // (when the write-behind worker runs; else in step 2).
-        if self.file.has_worker() {
-            self.stage_behind()?;
-        }
         // 1. Serialise, growing the header region until the header fits. A
         // header that will clearly not fit (estimated from its entries)
         // grows the region first, rather than being serialised only to
@@ -140,6 +154,12 @@ impl<S: Storage> Writer<S> {
         let estimate = self.header_estimate();
         if estimate > self.space.floor() {
             self.grow_header_region(estimate)?;
+        }
+        // The staged bytes (the moves' included) go to the file while the
+        // header is serialised, when the write-behind worker runs; else in
+        // step 2.
+        if self.file.has_worker() {
+            self.stage_behind()?;
         }
         loop {
             self.serialize(generation)?;

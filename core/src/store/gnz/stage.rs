@@ -66,7 +66,22 @@ impl Stage {
     /// nothing was written directly) within `STAGE_MAX`.
     pub fn put(&mut self, data: &[u8], at: u64) -> bool {
         let len = data.len() as u64;
-        if len == 0 || len >= PIECE || at < self.fresh_from {
+        if len >= PIECE {
+            return false;
+        }
+        self.put_within(data, at, STAGE_MAX)
+    }
+
+    /// Takes `data` whatever its length (bytes a commit moves, bounded by
+    /// the caller) on the same conditions as `put`, the stage growing to
+    /// at most `max` bytes.
+    pub fn put_run(&mut self, data: &[u8], at: u64, max: u64) -> bool {
+        self.put_within(data, at, max)
+    }
+
+    fn put_within(&mut self, data: &[u8], at: u64, max: u64) -> bool {
+        let len = data.len() as u64;
+        if len == 0 || at < self.fresh_from {
             return false;
         }
         if self.buf.is_empty() {
@@ -79,7 +94,7 @@ impl Stage {
         }
         let (s, e) = self.range();
         let end = at + len;
-        if at < s || end - s > STAGE_MAX {
+        if at < s || end - s > max {
             return false;
         }
         if at > e && (at - e > MAX_PAD || self.direct_hi > e) {
