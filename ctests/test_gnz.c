@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -236,11 +237,22 @@ static void test_one_writer(void) {
  * while a write-out may be in flight reads through its copy of the map
  * without hanging (it has no worker: it writes what was in flight itself)
  * and sees the same bytes; the parent's commit holds every object. */
+/* The threads of this process (Linux: the entries of /proc/self/task). */
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 static void test_many_small_objects_and_fork(void) {
     enum { N = 6000, SIZE = 1000 };
     char many[4300], key[64];
     NCZMAP *w = NULL, *r = NULL;
     snprintf(many, sizeof many, "%s.many", path);
+    int threads_before = thread_count();
     CHECK_OK(nczmap_create(NCZM_GNZ, many, 0, 0, NULL, &w));
     if (w == NULL) return;
     for (int i = 0; i < N; i++) {
@@ -253,6 +265,8 @@ static void test_many_small_objects_and_fork(void) {
         bad += !holds(w, key, SIZE, (unsigned)i);
     }
     CHECK(bad == 0);
+    /* One thread more: the write-behind worker. */
+    CHECK(thread_count() == threads_before + 1);
     /* More writes: the last full stage is in flight when the fork comes. */
     for (int i = N; i < N + 1100; i++) {
         snprintf(key, sizeof key, "/v%d/c.%d", i % 10, i);
@@ -272,6 +286,8 @@ static void test_many_small_objects_and_fork(void) {
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK_OK(nczmap_close(w, 0));
+    /* The worker ended with the map. */
+    CHECK(thread_count() == threads_before);
     CHECK_OK(nczmap_open(NCZM_GNZ, many, 0, 0, NULL, &r));
     if (r == NULL) return;
     bad = 0;
