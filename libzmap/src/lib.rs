@@ -11,4 +11,3 @@
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 pub mod ffi;
-mod heap;
