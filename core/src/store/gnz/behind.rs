@@ -113,6 +113,7 @@ impl<S: Storage> Behind<S> {
     pub fn has_worker(&self) -> bool {
         self.worker.is_some()
     }
+
     /// Hands `data` over, to be written at `at` behind the writer's back.
     /// The caller settled first (`settle`): nothing is in flight, so this
     /// cannot fail and nothing is dropped. Without a worker (none could be
@@ -164,16 +165,22 @@ impl<S: Storage> Behind<S> {
             _ => Err(io::Error::other("no write-behind worker in this process")),
         };
         if outcome.is_err() {
-            if let Err(e) = self.file.write_at(&data, at) {
+            if let Err(e) = write_out(&*self.file, &data, at) {
                 flight.job = Some((data, at));
                 return Err(e);
             }
-            writeback::start(self.file.as_file(), at, data.len());
         }
         // The worker has let go of its reference: the buffer is reused.
         flight.spare = Arc::try_unwrap(data).map(recycle).unwrap_or_default();
         Ok(())
     }
+}
+
+/// One write-out: the bytes, and the start of their device write.
+fn write_out<S: Storage>(file: &S, data: &[u8], at: u64) -> io::Result<()> {
+    file.write_at(data, at)?;
+    writeback::start(file.as_file(), at, data.len());
+    Ok(())
 }
 
 /// A buffer emptied for reuse.
@@ -215,12 +222,8 @@ fn work<S: Storage>(file: &S, shared: &Shared) {
             continue;
         };
         drop(state);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            file.write_at(&data, at)?;
-            writeback::start(file.as_file(), at, data.len());
-            Ok(())
-        }))
-        .unwrap_or_else(|_| Err(io::Error::other("write-behind panicked")));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| write_out(file, &data, at)))
+            .unwrap_or_else(|_| Err(io::Error::other("write-behind panicked")));
         drop(data);
         state = lock(&shared.state);
         state.job = None;
