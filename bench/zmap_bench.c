@@ -21,10 +21,9 @@
  * figure is the median of R runs; a ratio is the median of the per-run
  * ratios, so a slow moment of the machine hits both sides of it. Within a
  * run, every C backend's small-object phases come first, then zarr-python's
- * runs, then the rest of each C backend's run (16 MiB objects onwards): a
- * small-object phase never follows another backend's 1 GiB of 16 MiB
- * objects and their release in the same run, which slowed the creates of the
- * allocating backends (MEM, GNZ) up to 2-3x depending on the rotation.
+ * runs, then the rest of each C backend's run (16 MiB objects onwards), so
+ * that no small-object phase follows another backend's 1 GiB of 16 MiB
+ * objects in the same run (see run_c).
  *
  * --scaling 1000,10000,100000,1000000 runs the small-object phases at each N
  * instead and prints the cost per object, to show it stays flat.
@@ -281,15 +280,14 @@ static int wrong(Driver *d, const char *what, const char *key_, int run) {
     return -1;
 }
 
-/* Runs the workload once; t[phase][run] receives the figures. */
 /* The parts of one run of a C driver: the small-object phases (create to
  * search), then the rest (16 MiB objects, size, compaction, delete,
  * define+write) on the same dataset. The main table runs every backend's
- * first part before any backend's second, so that no small-object phase
- * follows another backend's 1 GiB of 16 MiB objects and their release. */
+ * first part before any backend's second. */
 enum { PART_SMALL = 1, PART_REST = 2, PART_ALL = 3 };
 
-/* Returns 0, or -1 if the part failed (its dataset is then removed). */
+/* Runs `parts` of the workload once; t[phase][run] receives the figures.
+ * Returns 0, or -1 if a part failed (its dataset is then removed). */
 static int run_c(Driver *d, int run, const Params *p, double (*t)[MAX_RUNS], int parts) {
     const Ops *o = d->ops;
     char loc[PATH_MAX], bk[64];
