@@ -13,6 +13,7 @@ pub mod file;
 pub mod gnz;
 pub mod memory;
 pub mod nc4;
+pub(crate) mod pages;
 pub(crate) mod place;
 pub mod s3;
 pub mod tree;

@@ -135,7 +135,9 @@ impl Index {
                     "key is a prefix of existing objects",
                 ))
             }
-            TreeSlot::Vacant(vacant) => vacant.insert(next)?,
+            TreeSlot::Vacant(vacant) => {
+                vacant.insert(next)?;
+            }
         }
         self.key_bytes += key.len() as u64;
         if self.free.pop().is_some() {

@@ -2,20 +2,24 @@
 //!
 //! A dataset is named by any string and lives in a process-wide table until
 //! it is deleted (`close(map, 1)`), so create/close/open/read works as it
-//! does with files. Objects live in a `Tree` (hash map by key plus each
-//! intermediate key's sorted children): reads and writes are one lookup,
-//! a one-level search lists one set.
+//! does with files. Objects are found in a `Tree` (hash map by key plus
+//! each intermediate key's sorted children): reads and writes are one
+//! lookup, a one-level search lists one set. Small objects' bytes are
+//! carved from large blocks (`arena`), large ones have their own allocation
+//! (`bytes`).
+
+mod arena;
+mod bytes;
+mod objects;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::tree::{Slot, Tree};
 use super::{OpenOptions, Store};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::location;
-
-type Objects = Tree<Vec<u8>>;
+use objects::Objects;
 
 #[derive(Default)]
 struct Dataset {
@@ -103,42 +107,19 @@ pub(crate) fn put(object: &mut Vec<u8>, start: u64, data: &[u8]) -> Result<()> {
 
 impl Store for MemoryStore {
     fn len(&self, key: &Key) -> Result<u64> {
-        let objects = self.dataset.read();
-        let object = objects.get(key.as_str()).ok_or(Error::Empty)?;
-        Ok(object.len() as u64)
+        self.dataset.read().len(key.as_str())
     }
 
     fn define(&self, key: &Key) -> Result<()> {
-        let mut objects = self.dataset.write();
-        if objects.contains(key.as_str()) {
-            return Ok(());
-        }
-        objects.insert_new(key.as_str(), Vec::new())
+        self.dataset.write().define(key.as_str())
     }
 
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
-        let objects = self.dataset.read();
-        let object = objects.get(key.as_str()).ok_or(Error::Empty)?;
-        let end = start + buf.len() as u64;
-        if end > object.len() as u64 {
-            return Err(Error::Edge);
-        }
-        buf.copy_from_slice(&object[start as usize..end as usize]);
-        Ok(())
+        self.dataset.read().read_at(key.as_str(), start, buf)
     }
 
     fn write_at(&self, key: &Key, start: u64, data: &[u8]) -> Result<()> {
-        let mut objects = self.dataset.write();
-        match objects.entry(key.as_str()) {
-            Slot::Object(object) => put(object, start, data),
-            Slot::Dir => Err(Error::Invalid("key is a prefix of existing objects")),
-            Slot::Vacant(vacant) => {
-                // Allocated before it is linked: a failed write leaves no object.
-                let mut object = Vec::new();
-                put(&mut object, start, data)?;
-                vacant.insert(object)
-            }
-        }
+        self.dataset.write().write_at(key.as_str(), start, data)
     }
 
     fn children(&self, prefix: &Key) -> Result<Vec<String>> {
@@ -151,20 +132,11 @@ impl Store for MemoryStore {
     }
 
     fn remove(&self, key: &Key) -> Result<()> {
-        let mut objects = self.dataset.write();
-        objects.remove(key.as_str()).map(|_| ()).ok_or(Error::Empty)
+        self.dataset.write().remove(key.as_str())
     }
 
     fn truncate(&self, key: &Key, len: u64) -> Result<()> {
-        let mut objects = self.dataset.write();
-        let object = objects.get_mut(key.as_str()).ok_or(Error::Empty)?;
-        if len < object.len() as u64 {
-            object.truncate(len as usize);
-            object.shrink_to_fit();
-            Ok(())
-        } else {
-            grow(object, len)
-        }
+        self.dataset.write().truncate(key.as_str(), len)
     }
 
     fn flush(&self) -> Result<()> {
