@@ -106,12 +106,13 @@ impl<S: Storage> Writer<S> {
         Ok(())
     }
 
-    /// Copies a run's bytes to their new place: through the stage when they
-    /// fit it (a first commit's moves then go to the file with the last
+    /// Copies a run's bytes to their new place: inside the file when the
+    /// stage holds none of them (`copy`, the kernel's copy); else through
+    /// the stage when they fit it (they then go to the file with the last
     /// staged bytes, by the write-behind worker while the header is
     /// serialised), else as any copy.
     fn copy_run(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
-        if len > STAGED_RUN_MAX {
+        if len > STAGED_RUN_MAX || !self.stage.overlaps(from, from + len) {
             return self.copy(from, to, len);
         }
         let mut bytes = vec![0u8; len as usize];

@@ -27,6 +27,33 @@ pub trait Storage: Send + Sync + 'static {
     fn sync(&self) -> io::Result<()>;
     /// Maps the whole file read-only (a reader's snapshot).
     fn map(&self) -> io::Result<Mmap>;
+    /// Copies the file's bytes `[from, from + len)` to `[to, to + len)`
+    /// (ranges apart). By default a read and a `write_at` per MiB, so a
+    /// copy is recorded as the writes it amounts to.
+    fn copy_range(&self, from: u64, to: u64, len: u64) -> io::Result<()> {
+        copy_through_memory(self, from, to, len)
+    }
+}
+
+/// `Storage::copy_range` through a buffer of at most 1 MiB.
+fn copy_through_memory<S: Storage + ?Sized>(
+    storage: &S,
+    from: u64,
+    to: u64,
+    len: u64,
+) -> io::Result<()> {
+    const PIECE: u64 = 1 << 20;
+    let mut buf = vec![0u8; len.min(PIECE) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(PIECE) as usize;
+        storage
+            .as_file()
+            .read_exact_at(&mut buf[..n], from + done)?;
+        storage.write_at(&buf[..n], to + done)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// The file itself.
@@ -58,6 +85,31 @@ impl Storage for FileStorage {
     #[inline]
     fn map(&self) -> io::Result<Mmap> {
         map_file(&self.0)
+    }
+    /// `copy_file_range`: the kernel copies (or shares) the bytes, with no
+    /// buffer in this process. Where it is refused (an old kernel, a file
+    /// system without it), through memory.
+    fn copy_range(&self, from: u64, to: u64, len: u64) -> io::Result<()> {
+        let (mut src, mut dst) = (from, to);
+        let end = from + len;
+        while src < end {
+            let n = usize::try_from(end - src)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            match rustix::fs::copy_file_range(&self.0, Some(&mut src), &self.0, Some(&mut dst), n) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::OPNOTSUPP,
+                ) => return copy_through_memory(self, src, dst, end - src),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -177,5 +229,49 @@ mod recording {
             self.push(Op::Map);
             map_file(&self.file)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(len: usize) -> (tempfile::TempDir, FileStorage, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        file.write_all_at(&bytes, 0).unwrap();
+        (dir, FileStorage::new(file), bytes)
+    }
+
+    fn read(storage: &FileStorage, at: u64, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        storage.as_file().read_exact_at(&mut buf, at).unwrap();
+        buf
+    }
+
+    #[test]
+    fn copy_range_copies_forward_backward_and_past_the_end() {
+        let (_dir, s, bytes) = file_with(3 << 20);
+        // Past the end (the file grows), then back into the start.
+        s.copy_range(100, (3 << 20) + 5, (2 << 20) + 3).unwrap();
+        assert_eq!(
+            read(&s, (3 << 20) + 5, (2 << 20) + 3),
+            &bytes[100..(2 << 20) + 103]
+        );
+        s.copy_range((3 << 20) + 5, 7, 4096).unwrap();
+        assert_eq!(read(&s, 7, 4096), &bytes[100..4196]);
+        // Through memory (the fallback, and every other storage's way).
+        copy_through_memory(&s, 0, 1 << 20, (1 << 20) + 9).unwrap();
+        assert_eq!(read(&s, 1 << 20, 5), read(&s, 0, 5));
+        // A source past the end of the file is an error either way.
+        let len = s.as_file().metadata().unwrap().len();
+        assert!(s.copy_range(len - 10, 0, 20).is_err());
+        assert!(copy_through_memory(&s, len - 10, 0, 20).is_err());
     }
 }

@@ -308,6 +308,9 @@ impl<S: Storage> Writer<S> {
 
     /// Copies `len` bytes from `from` to `to` (non-overlapping).
     pub(super) fn copy(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
+        if len >= stage::PIECE && !self.stage.overlaps(from, from + len) {
+            return self.copy_in_file(from, to, len);
+        }
         let mut buf = vec![0u8; len.min(CHUNK) as usize];
         let mut done = 0;
         while done < len {
@@ -316,6 +319,22 @@ impl<S: Storage> Writer<S> {
             self.put(&buf[..n], to + done)?;
             done += n as u64;
         }
+        Ok(())
+    }
+
+    /// Copies file bytes the stage does not hold (`from..from + len`) to
+    /// `to` inside the file (`Storage::copy_range`: no buffer here, and no
+    /// page faults for one), as a direct write of the destination.
+    pub(super) fn copy_in_file(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
+        let end = to + len;
+        if self.stage.overlaps(to, end) {
+            self.stage_behind()?;
+        }
+        self.file.file()?.copy_range(from, to, len)?;
+        self.unsynced = true;
+        self.file_len = self.file_len.max(end);
+        self.stage.wrote_directly(end);
+        writeback::start(self.file.as_file(), to, len as usize);
         Ok(())
     }
 
