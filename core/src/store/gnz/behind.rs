@@ -21,8 +21,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
+use super::stage::StageBuf;
 use super::storage::Storage;
 use super::writeback;
+use crate::store::pages::HugePages;
 
 /// The file, and the write-out that may be in flight.
 pub(super) struct Behind<S: Storage> {
@@ -33,11 +35,19 @@ pub(super) struct Behind<S: Storage> {
 
 /// A write-out handed to the worker: the bytes and where they go, kept
 /// here until it succeeded (to be written again after a failure).
-#[derive(Default)]
 struct Flight {
-    job: Option<(Arc<Vec<u8>>, u64)>,
+    job: Option<(Arc<StageBuf>, u64)>,
     /// A buffer of a finished write-out, for the next stage.
-    spare: Vec<u8>,
+    spare: StageBuf,
+}
+
+impl Default for Flight {
+    fn default() -> Flight {
+        Flight {
+            job: None,
+            spare: StageBuf::new_in(HugePages),
+        }
+    }
 }
 
 struct Worker {
@@ -55,7 +65,7 @@ struct Shared {
 
 #[derive(Default)]
 struct WorkerState {
-    job: Option<(Arc<Vec<u8>>, u64)>,
+    job: Option<(Arc<StageBuf>, u64)>,
     outcome: Option<io::Result<()>>,
     quit: bool,
 }
@@ -105,8 +115,8 @@ impl<S: Storage> Behind<S> {
 
     /// An empty buffer for the next stage (one a finished write-out gave
     /// back, when there is one).
-    pub fn spare(&self) -> Vec<u8> {
-        std::mem::take(&mut lock(&self.flight).spare)
+    pub fn spare(&self) -> StageBuf {
+        std::mem::replace(&mut lock(&self.flight).spare, StageBuf::new_in(HugePages))
     }
 
     /// True if write-outs go to a worker (one was started).
@@ -118,7 +128,7 @@ impl<S: Storage> Behind<S> {
     /// The caller settled first (`settle`): nothing is in flight, so this
     /// cannot fail and nothing is dropped. Without a worker (none could be
     /// started, or a forked process) the next wait writes it.
-    pub fn write_behind(&mut self, data: Vec<u8>, at: u64) {
+    pub fn write_behind(&mut self, data: StageBuf, at: u64) {
         if self.worker.is_none() {
             self.worker = Worker::start(Arc::clone(&self.file));
         }
@@ -171,7 +181,9 @@ impl<S: Storage> Behind<S> {
             }
         }
         // The worker has let go of its reference: the buffer is reused.
-        flight.spare = Arc::try_unwrap(data).map(recycle).unwrap_or_default();
+        flight.spare = Arc::try_unwrap(data)
+            .map(recycle)
+            .unwrap_or_else(|_| StageBuf::new_in(HugePages));
         Ok(())
     }
 }
@@ -184,7 +196,7 @@ fn write_out<S: Storage>(file: &S, data: &[u8], at: u64) -> io::Result<()> {
 }
 
 /// A buffer emptied for reuse.
-fn recycle(mut data: Vec<u8>) -> Vec<u8> {
+fn recycle(mut data: StageBuf) -> StageBuf {
     data.clear();
     data
 }
@@ -310,6 +322,12 @@ mod tests {
         (dir, Behind::new(storage))
     }
 
+    fn stage_of(byte: u8, len: usize) -> StageBuf {
+        let mut buf = StageBuf::new_in(HugePages);
+        buf.resize(len, byte);
+        buf
+    }
+
     fn read(b: &Behind<Flaky>, at: u64, len: usize) -> Vec<u8> {
         let mut buf = vec![0; len];
         b.settled_file()
@@ -323,7 +341,7 @@ mod tests {
     fn every_use_of_the_file_waits_for_the_write_in_flight() {
         let (_dir, mut b) = flaky(0);
         for round in 0..50u8 {
-            let data = vec![round; 64 << 10];
+            let data = stage_of(round, 64 << 10);
             b.write_behind(data, u64::from(round) * 100);
             // No settle: reading through the file waits for it.
             assert_eq!(read(&b, u64::from(round) * 100, 100), vec![round; 100]);
@@ -337,7 +355,7 @@ mod tests {
     fn a_failed_write_is_kept_and_written_by_a_later_wait() {
         // The worker's write fails, and so does the first wait's retry.
         let (_dir, mut b) = flaky(2);
-        b.write_behind(vec![7; 5000], 4096);
+        b.write_behind(stage_of(7, 5000), 4096);
         assert!(b.settle().is_err(), "the error surfaces at the wait");
         assert!(b.file().is_ok(), "the next wait writes the bytes");
         assert_eq!(read(&b, 4096, 5000), vec![7; 5000]);
@@ -348,7 +366,7 @@ mod tests {
     #[test]
     fn dropping_writes_what_is_in_flight() {
         let (dir, mut b) = flaky(0);
-        b.write_behind(vec![3; 100_000], 0);
+        b.write_behind(stage_of(3, 100_000), 0);
         drop(b);
         let bytes = std::fs::read(dir.path().join("f")).unwrap();
         assert_eq!(bytes, vec![3; 100_000]);

@@ -3,6 +3,7 @@
 //! over a slab of objects that commits and compaction walk without lookups.
 
 use crate::error::Result;
+use crate::store::pages::HugePages;
 use crate::store::tree::{Slot as TreeSlot, Tree};
 
 /// The array description of an object written by another GNZ writer, kept
@@ -50,15 +51,27 @@ impl Object {
     }
 }
 
-#[derive(Default)]
 pub struct Index {
     /// Key -> slot.
     tree: Tree<u32>,
-    slots: Vec<Option<Object>>,
+    /// In memory from `store::pages` (huge pages, reused) once large, as
+    /// the tree's table: no page fault per 4 KiB as it grows.
+    slots: allocator_api2::vec::Vec<Option<Object>, HugePages>,
     /// Empty slots.
     free: Vec<u32>,
     /// The bytes of all keys (for estimating a header's length).
     key_bytes: u64,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            tree: Tree::default(),
+            slots: allocator_api2::vec::Vec::new_in(HugePages),
+            free: Vec::new(),
+            key_bytes: 0,
+        }
+    }
 }
 
 impl Index {
@@ -160,7 +173,7 @@ impl Index {
         self.tree.clear();
         self.free.clear();
         self.key_bytes = 0;
-        std::mem::take(&mut self.slots)
+        std::mem::replace(&mut self.slots, allocator_api2::vec::Vec::new_in(HugePages))
             .into_iter()
             .flatten()
             .collect()
