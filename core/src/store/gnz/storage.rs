@@ -236,17 +236,11 @@ mod recording {
 mod tests {
     use super::*;
 
-    fn file_with(len: usize) -> (tempfile::TempDir, FileStorage, Vec<u8>) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(dir.path().join("f"))
-            .unwrap();
+    fn file_with(len: usize) -> (FileStorage, Vec<u8>) {
+        let file = tempfile::tempfile().unwrap();
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         file.write_all_at(&bytes, 0).unwrap();
-        (dir, FileStorage::new(file), bytes)
+        (FileStorage::new(file), bytes)
     }
 
     fn read(storage: &FileStorage, at: u64, len: usize) -> Vec<u8> {
@@ -257,7 +251,7 @@ mod tests {
 
     #[test]
     fn copy_range_copies_forward_backward_and_past_the_end() {
-        let (_dir, s, bytes) = file_with(3 << 20);
+        let (s, bytes) = file_with(3 << 20);
         // Past the end (the file grows), then back into the start.
         s.copy_range(100, (3 << 20) + 5, (2 << 20) + 3).unwrap();
         assert_eq!(
