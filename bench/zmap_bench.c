@@ -25,6 +25,10 @@
  * that no small-object phase follows another backend's 1 GiB of 16 MiB
  * objects in the same run (see run_c).
  *
+ * Each run also measures the one-file floor of a create+commit (the N
+ * objects copied into 1 MiB pwrites to one fresh file, fdatasync): what GNZ,
+ * which writes the same bytes plus a header into one file, is held against.
+ *
  * --scaling 1000,10000,100000,1000000 runs the small-object phases at each N
  * instead and prints the cost per object, to show it stays flat.
  *
