@@ -7,8 +7,11 @@
 //! machine: more than the rest of a MEM create. With huge pages (`madvise`;
 //! ignored where the system does not offer them) it is one fault per 2 MiB,
 //! and a 2 MiB mapping given back by a closed dataset is reused by the next
-//! one without any fault. Kept mappings are marked `MADV_FREE`, so the
-//! kernel may take their memory back whenever it needs it.
+//! one without any fault. Kept mappings stay resident: marked `MADV_FREE`,
+//! their pages were taken back by the kernel's background reclaim often
+//! enough (on a virtual machine, between two datasets) that every reuse
+//! faulted and cleared 2 MiB again, which made a GNZ create up to five
+//! times slower in some processes. At most `KEPT_MAX` are kept (16 MiB).
 //!
 //! `HugePages` is the same as an allocator (for hashbrown's table):
 //! requests from 256 KiB up are mappings rounded up to whole 2 MiB (under
@@ -24,8 +27,8 @@ use allocator_api2::alloc::{AllocError, Allocator, Global, Layout};
 pub const HUGE_PAGE: usize = 2 << 20;
 /// Allocator requests from this size up are mapped.
 const MAPPED_MIN: usize = 256 << 10;
-/// Freed 2 MiB mappings kept for reuse (32 MiB at most).
-const KEPT_MAX: usize = 16;
+/// Freed 2 MiB mappings kept for reuse (16 MiB at most).
+const KEPT_MAX: usize = 8;
 
 /// Start addresses of kept 2 MiB mappings.
 static KEPT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
@@ -73,9 +76,6 @@ unsafe fn unmap(start: NonNull<u8>, len: usize) {
     if len == HUGE_PAGE {
         let mut kept = kept();
         if kept.len() < KEPT_MAX {
-            // SAFETY: the caller gives up the whole mapping; MADV_FREE only
-            // lets the kernel reclaim its pages (they then read as zeros).
-            unsafe { libc::madvise(start.as_ptr().cast(), len, libc::MADV_FREE) };
             kept.push(start.as_ptr() as usize);
             return;
         }

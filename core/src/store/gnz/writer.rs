@@ -25,7 +25,7 @@ pub(super) struct Writer<S: Storage> {
     /// The longest header at offset 0 written while readers may have been
     /// open: later headers are padded to it (see `commit`).
     pub(super) header_high: u64,
-    /// The file, with the stage's write-outs in flight (`behind.rs`).
+    /// The file, with the stages' write-outs queued for a worker (`behind.rs`).
     pub(super) file: Behind<S>,
     pub(super) objects: Index,
     /// The header being committed: 8 bytes for its prefix, then its JSON
@@ -280,9 +280,9 @@ impl<S: Storage> Writer<S> {
         if self.stage.is_empty() {
             return Ok(());
         }
-        // The write-out before is in the file (or its error surfaces here,
-        // with this stage kept).
-        self.file.settle()?;
+        // Room in the write-out queue (or the error of an earlier
+        // write-out surfaces here, with this stage kept).
+        self.file.make_room()?;
         let (at, bytes) = self.stage.take(self.file.spare());
         self.unsynced = true;
         self.file_len = self.file_len.max(at + bytes.len() as u64);
@@ -324,17 +324,26 @@ impl<S: Storage> Writer<S> {
 
     /// Copies file bytes the stage does not hold (`from..from + len`) to
     /// `to` inside the file (`Storage::copy_range`: no buffer here, and no
-    /// page faults for one), as a direct write of the destination.
+    /// page faults for one), as a direct write of the destination; by the
+    /// write-behind worker when one runs, in order after the queued
+    /// write-outs (every read of the file waits for them).
     pub(super) fn copy_in_file(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
         let end = to + len;
         if self.stage.overlaps(to, end) {
             self.stage_behind()?;
         }
-        self.file.file()?.copy_range(from, to, len)?;
+        if self.file.has_worker() {
+            // Queued behind the stages being written: a commit's moves
+            // then overlap its header's serialisation.
+            self.file.make_room()?;
+            self.file.copy_behind(from, to, len);
+        } else {
+            self.file.file()?.copy_range(from, to, len)?;
+            writeback::start(self.file.as_file(), to, len as usize);
+        }
         self.unsynced = true;
         self.file_len = self.file_len.max(end);
         self.stage.wrote_directly(end);
-        writeback::start(self.file.as_file(), to, len as usize);
         Ok(())
     }
 
