@@ -11,7 +11,8 @@
 //! their pages were taken back by the kernel's background reclaim often
 //! enough (on a virtual machine, between two datasets) that every reuse
 //! faulted and cleared 2 MiB again, which made a GNZ create up to five
-//! times slower in some processes. At most `KEPT_MAX` are kept (16 MiB).
+//! times slower in some processes. At most `KEPT_MAX` are kept (32 MiB:
+//! a GNZ writer's queued stages and index with a MEM dataset's blocks).
 //!
 //! `HugePages` is the same as an allocator (for hashbrown's table):
 //! requests from 256 KiB up are mappings rounded up to whole 2 MiB (under
@@ -27,8 +28,8 @@ use allocator_api2::alloc::{AllocError, Allocator, Global, Layout};
 pub const HUGE_PAGE: usize = 2 << 20;
 /// Allocator requests from this size up are mapped.
 const MAPPED_MIN: usize = 256 << 10;
-/// Freed 2 MiB mappings kept for reuse (16 MiB at most).
-const KEPT_MAX: usize = 8;
+/// Freed 2 MiB mappings kept for reuse (32 MiB at most).
+const KEPT_MAX: usize = 16;
 
 /// Start addresses of kept 2 MiB mappings.
 static KEPT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
