@@ -114,10 +114,12 @@ impl Bytes {
                     arena.free(*e);
                     *e = Extent::default();
                 } else {
-                    e.len = new_len as u32;
+                    // Moved before the length changes: if the move fails,
+                    // the object is as it was.
                     if new_len < e.cap() / 2 {
                         *e = arena.relocate(*e, new_len)?;
                     }
+                    e.len = new_len as u32;
                 }
                 Ok(())
             }
