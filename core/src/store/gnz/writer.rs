@@ -248,9 +248,7 @@ impl<S: Storage> Writer<S> {
             }
         }
         self.file.write_at(data, at)?;
-        self.unsynced = true;
-        self.file_len = self.file_len.max(end);
-        self.stage.wrote_directly(end);
+        self.wrote_directly(end);
         writeback::start(self.file.as_file(), at, data.len());
         Ok(())
     }
@@ -341,10 +339,17 @@ impl<S: Storage> Writer<S> {
             self.file.file()?.copy_range(from, to, len)?;
             writeback::start(self.file.as_file(), to, len as usize);
         }
+        self.wrote_directly(end);
+        Ok(())
+    }
+
+    /// The file's bytes up to `end` were written directly (not staged):
+    /// a sync is due, the length may have grown, and the stage must not
+    /// pad over them.
+    fn wrote_directly(&mut self, end: u64) {
         self.unsynced = true;
         self.file_len = self.file_len.max(end);
         self.stage.wrote_directly(end);
-        Ok(())
     }
 
     /// Makes `[at, at + len)` read as zeros: a short range through the
