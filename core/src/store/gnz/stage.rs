@@ -34,7 +34,7 @@ const EARLY: usize = 64 << 10;
 /// A stage's bytes.
 pub type StageBuf = allocator_api2::vec::Vec<u8, HugePages>;
 
-use crate::store::pages::HugePages;
+use crate::store::pages::{HugePages, HUGE_PAGE};
 
 #[derive(Debug)]
 pub struct Stage {
@@ -133,28 +133,26 @@ impl Stage {
         if len == 0 || at < self.fresh_from {
             return false;
         }
-        let need = self.buf.len() + data.len() + MAX_PAD as usize;
-        if need > self.buf.capacity() && need > EARLY {
-            self.buf
-                .reserve(need.max(STAGE_MAX as usize + PIECE as usize) - self.buf.len());
-        }
         if self.buf.is_empty() {
             if self.direct_hi > at {
                 return false;
             }
             self.at = at;
-            append(&mut self.buf, data);
-            return true;
+        } else {
+            let (s, e) = self.range();
+            let end = at + len;
+            if at < s || end - s > max {
+                return false;
+            }
+            if at > e && (at - e > MAX_PAD || self.direct_hi > e) {
+                return false;
+            }
         }
-        let (s, e) = self.range();
-        let end = at + len;
-        if at < s || end - s > max {
-            return false;
-        }
-        if at > e && (at - e > MAX_PAD || self.direct_hi > e) {
-            return false;
-        }
-        let from = (at - s) as usize;
+        // Only a write the stage takes may grow it: a full stage refusing
+        // the next write must not first copy itself into a larger buffer.
+        let from = (at - self.at) as usize;
+        let to = from + data.len();
+        self.room_for(to);
         if from >= self.buf.len() {
             // Past the staged bytes (the usual case): padding, then the
             // data appended, each byte written once.
@@ -162,10 +160,26 @@ impl Stage {
             append(&mut self.buf, data);
             return true;
         }
-        let to = from + data.len();
         zeros_to(&mut self.buf, to);
         self.buf[from..to].copy_from_slice(data);
         true
+    }
+
+    /// Makes room for `len` staged bytes. Past `EARLY` the buffer is whole
+    /// 2 MiB mappings (a full stage fits one), so a writer's stages are the
+    /// `store::pages` mappings the last stages gave back; a stage that a
+    /// commit's moves grow further doubles.
+    fn room_for(&mut self, len: usize) {
+        let cap = self.buf.capacity();
+        if len <= cap || len.max(2 * cap) <= EARLY {
+            // Room already, or small: `append`'s own growth.
+            return;
+        }
+        let want = len
+            .max(2 * cap)
+            .max(STAGE_MAX as usize + PIECE as usize)
+            .next_multiple_of(HUGE_PAGE);
+        self.buf.reserve_exact(want - self.buf.len());
     }
 
     /// A write (or extension) of the file itself over `[at, end)`.
@@ -250,6 +264,37 @@ mod tests {
         // Nothing starts below what was written out.
         assert!(!s.put(b"i", 1005));
         assert!(s.put(b"i", 1100));
+    }
+
+    #[test]
+    fn a_refused_write_leaves_the_buffer_alone_and_a_grown_one_is_whole_mappings() {
+        let piece = [5u8; 1000];
+        let mut s = Stage::new(0);
+        let mut at = 0;
+        while s.buf.len() <= EARLY {
+            assert!(s.put_run(&piece, at, u64::MAX));
+            at += 1000;
+        }
+        let cap = s.buf.capacity();
+        assert_eq!(cap % HUGE_PAGE, 0, "capacity {cap}");
+        // Filled to the last byte of its buffer: the writes it refuses
+        // (past its limit, too much padding) neither grow nor move it.
+        let max = cap as u64;
+        while s.put_run(&piece[..(max - at).clamp(1, 1000) as usize], at, max) {
+            at = s.range().1;
+        }
+        assert_eq!(s.buf.len(), cap);
+        let start = s.buf.as_ptr();
+        assert!(!s.put_run(&piece, at, max));
+        assert!(!s.put_run(b"x", at + MAX_PAD + 1, u64::MAX));
+        assert_eq!((s.buf.capacity(), s.buf.as_ptr()), (cap, start));
+        // Grown by a commit's longer run: whole mappings again.
+        assert!(s.put_run(&vec![6u8; HUGE_PAGE], at, u64::MAX));
+        assert_eq!(s.buf.capacity() % HUGE_PAGE, 0);
+        let (first, bytes) = s.staged();
+        assert_eq!((first, bytes.len()), (0, cap + HUGE_PAGE));
+        assert!(bytes[..cap].iter().all(|&b| b == 5));
+        assert!(bytes[cap..].iter().all(|&b| b == 6));
     }
 
     #[test]
