@@ -179,16 +179,34 @@ impl<S: Storage> Writer<S> {
             self.file.sync()?;
             self.unsynced = false;
         }
-        // 3. The commit record at the tail, then its sync: the commit point.
-        // The JSON and its trailer, written from the header buffer.
+        // 3. The record at the tail, then its sync. Over a header that
+        // references no extent, the record is that header (an undo
+        // record: the new header at 0 overwrites nothing else, so the old
+        // commit stays whole until the new header is), which saves
+        // writing the new header twice; the commit point is then step 4's
+        // sync. Otherwise it is a copy of the new header (the commit point).
         let at = align_up(self.space.end(), 8)?;
-        let json_len = self.buf.len() - PREFIX_LEN as usize;
-        let trailer = recovery::trailer(&self.buf[PREFIX_LEN as usize..], generation);
-        self.buf.extend_from_slice(&trailer);
-        let record = &self.buf[PREFIX_LEN as usize..];
-        self.file.write_at(record, at)?;
-        let record_end = at + record.len() as u64;
-        self.buf.truncate(PREFIX_LEN as usize + json_len);
+        let undo = self.committed_bare.is_some();
+        // 4's header, padded now if the undo record must name its CRC.
+        let mut early = None;
+        let record_end = if let Some(old) = &self.committed_bare {
+            let readers_now = lock::readers_present(self.file.as_file())?;
+            let padded = self.padded_header(readers_now)?;
+            let next = padded.as_deref().unwrap_or(&self.buf);
+            let record = recovery::undo_record(old, self.generation, next);
+            self.file.write_at(&record, at)?;
+            early = Some((readers_now, padded));
+            at + record.len() as u64
+        } else {
+            // The JSON and its trailer, written from the header buffer.
+            let json_len = self.buf.len() - PREFIX_LEN as usize;
+            let trailer = recovery::trailer(&self.buf[PREFIX_LEN as usize..], generation);
+            self.buf.extend_from_slice(&trailer);
+            let written = self.file.write_at(&self.buf[PREFIX_LEN as usize..], at);
+            self.buf.truncate(PREFIX_LEN as usize + json_len);
+            written?;
+            at + (json_len + trailer.len()) as u64
+        };
         if self.file_len > record_end {
             // Openers read the file's length and tail under the header lock:
             // the file shrinks only while they cannot be reading it.
@@ -198,39 +216,43 @@ impl<S: Storage> Writer<S> {
         }
         self.file_len = record_end;
         self.file.sync()?;
-        // From here on a reopen finds this commit.
-        self.generation = generation;
-        for o in self.objects.values_mut() {
-            if o.committed == 0 {
-                // First referenced by this commit at this place.
-                o.born = generation;
-            }
-            o.committed = o.committed.max(o.len);
+        if !undo {
+            // From here on a reopen finds this commit.
+            self.committed(generation);
         }
-        // 4. The header at offset 0. While readers are open it never gets
+        // 4. The header at 0. While readers are open it never gets
         // shorter (trailing spaces, valid JSON): a reader refuses extents
         // below the live header's end, which must therefore not fall back
         // after a header grew over its snapshot (Reader::overwritten).
-        let readers_now = lock::readers_present(self.file.as_file())?;
-        let padded;
-        let bytes: &[u8] = if readers_now && (self.buf.len() as u64) < self.header_high {
-            let mut grown = self.buf.clone();
-            pad_header(&mut grown, self.header_high)?;
-            padded = grown;
-            &padded
-        } else {
-            &self.buf
+        let (readers_now, padded) = match early {
+            Some(decided) => decided,
+            None => {
+                let readers_now = lock::readers_present(self.file.as_file())?;
+                (readers_now, self.padded_header(readers_now)?)
+            }
         };
-        self.header_high = if readers_now {
-            self.header_high.max(bytes.len() as u64)
-        } else {
-            bytes.len() as u64
-        };
+        let bytes: &[u8] = padded.as_deref().unwrap_or(&self.buf);
         lock::with_header_lock(self.file.as_file(), true, || {
             Ok(self.file.write_at(bytes, 0)?)
         })?;
         self.file.sync()?;
-        self.header_len = bytes.len() as u64;
+        let written = bytes.len() as u64;
+        let bare = self
+            .objects
+            .values()
+            .all(|o| o.cap == 0)
+            .then(|| bytes[PREFIX_LEN as usize..].to_vec());
+        if undo {
+            // The commit point of an undo record's commit.
+            self.committed(generation);
+        }
+        self.header_high = if readers_now {
+            self.header_high.max(written)
+        } else {
+            written
+        };
+        self.header_len = written;
+        self.committed_bare = bare;
         self.dirty = false;
         // 5. Space the previous header referenced is free unless a live
         // reader may still see it (DESIGN.md, "Reader protocol"); the file
@@ -241,6 +263,31 @@ impl<S: Storage> Writer<S> {
         // Nothing past the end is referenced by this commit or a reader.
         self.stage.reset(self.space.end());
         Ok(())
+    }
+
+    /// The commit of `generation` took effect (its commit point is
+    /// durable): objects first referenced by it were born with it, and
+    /// their bytes are committed.
+    fn committed(&mut self, generation: u64) {
+        self.generation = generation;
+        for o in self.objects.values_mut() {
+            if o.committed == 0 {
+                // First referenced by this commit at this place.
+                o.born = generation;
+            }
+            o.committed = o.committed.max(o.len);
+        }
+    }
+
+    /// The header for offset 0 when it is not `self.buf` as it is: padded
+    /// with spaces to `header_high` while readers are open.
+    fn padded_header(&self, readers_now: bool) -> Result<Option<Vec<u8>>> {
+        if !readers_now || (self.buf.len() as u64) >= self.header_high {
+            return Ok(None);
+        }
+        let mut grown = self.buf.clone();
+        pad_header(&mut grown, self.header_high)?;
+        Ok(Some(grown))
     }
 
     /// After the commit `self.generation` (`committed`: the pending space

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::format::{RECORD_MAGIC, TRAILER_LEN};
+use super::format::{RECORD_MAGIC, TRAILER_LEN, UNDO_MAGIC};
 use super::recovery;
 use super::storage::{Op, Recording};
 use super::store::GnzStore;
@@ -481,4 +481,74 @@ fn compaction_keeps_a_padded_header_intact() {
         }
     }
     Box::new(store).close(false).unwrap();
+}
+
+/// A new dataset's first commit writes its header once: at 0, behind an
+/// undo record of the empty header it replaces (DESIGN.md, "Commit"); a
+/// commit over objects with bytes writes a copy of its header first.
+#[test]
+fn a_first_commit_writes_its_header_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("first.gnz");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let wrap = |file| Recording::new(file, Some(log.clone()));
+    let create = OpenOptions {
+        create: true,
+        noclobber: false,
+        writable: true,
+    };
+    let store = GnzStore::open_on(path.clone(), create, &wrap).unwrap();
+    let names: Vec<String> = (0..2000).map(|i| format!("/g/v{}/c.{i}", i % 10)).collect();
+    for name in &names {
+        store.write_at(&key(name), 0, &[3; 100]).unwrap();
+    }
+    // What each commit wrote: its record (a write ending in a trailer)
+    // and its headers at 0.
+    let commit = |store: &GnzStore<Recording>, start: usize| {
+        store.flush().unwrap();
+        let ops = log.lock().unwrap()[start..].to_vec();
+        let tail = |data: &[u8]| data.len() >= 32 && data[data.len() - 32..].starts_with(b"GNZ1");
+        let records: Vec<Vec<u8>> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Write { data, .. } if tail(data) => Some(data.clone()),
+                _ => None,
+            })
+            .collect();
+        let headers: Vec<usize> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Write { offset: 0, data } => Some(data.len()),
+                _ => None,
+            })
+            .collect();
+        (records, headers)
+    };
+    let (records, headers) = commit(&store, log_len(&log));
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(&record[record.len() - 32..][..8], UNDO_MAGIC);
+    assert!(record.len() < 1024, "undo record of {} bytes", record.len());
+    assert_eq!(headers.len(), 1);
+    assert!(headers[0] > 100_000, "header of {} bytes", headers[0]);
+    // Once objects with bytes are committed, a commit's record is a copy
+    // of its header.
+    store.write_at(&key("/g/v0/extra"), 0, &[4; 10]).unwrap();
+    let (records, headers) = commit(&store, log_len(&log));
+    assert_eq!(records.len(), 1);
+    assert!(is_record(&records[0]));
+    assert_eq!(records[0].len() as u64, headers[0] as u64 - 8 + TRAILER_LEN);
+    // Reopened: every object is there.
+    Box::new(store).close(false).unwrap();
+    let read_only = OpenOptions {
+        create: false,
+        noclobber: false,
+        writable: false,
+    };
+    let store = GnzStore::open_on(path, read_only, &|f| Recording::new(f, None)).unwrap();
+    let mut buf = [0u8; 100];
+    for name in &names {
+        store.read_at(&key(name), 0, &mut buf).unwrap();
+        assert_eq!(buf, [3; 100]);
+    }
 }

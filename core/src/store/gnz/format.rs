@@ -36,7 +36,13 @@ pub const MAX_FILE_OFFSET: u64 = i64::MAX as u64;
 /// The commit record at the tail of a file: the header JSON, then this
 /// trailer (see DESIGN.md).
 pub const RECORD_MAGIC: &[u8; 8] = b"GNZ1COPY";
-/// Trailer: magic (8), JSON length (8), generation (8), CRC-32 (4), zero (4).
+/// The undo record of a commit over a header that references no extent:
+/// the *committed* header JSON, then a trailer whose last 4 bytes are the
+/// CRC-32 of the whole new header at 0 (see DESIGN.md, "Commit").
+pub const UNDO_MAGIC: &[u8; 8] = b"GNZ1UNDO";
+/// Trailer: magic (8), JSON length (8), generation (8), CRC-32 of the JSON
+/// and the trailer's first 24 bytes (4), then zero (`RECORD_MAGIC`) or the
+/// new header's CRC-32 (`UNDO_MAGIC`) (4).
 pub const TRAILER_LEN: u64 = 32;
 
 fn bad(why: impl Into<String>) -> Error {
@@ -716,7 +722,7 @@ fn write_array(out: &mut Vec<u8>, a: &ArrayOut<'_>) {
 mod tests {
     use super::*;
     // The header is tested through whole files (recovery.rs).
-    use crate::store::gnz::recovery::{parse_file, record, trailer};
+    use crate::store::gnz::recovery::{parse_file, record, trailer, undo_record};
     use serde_json::Value;
 
     fn file_with(json: &str, size: usize) -> Vec<u8> {
@@ -1223,5 +1229,52 @@ mod tests {
         let mut f5 = file_with(&old, 8192);
         f5[20] = b'#';
         assert!(format_error(&f5));
+    }
+
+    #[test]
+    fn undo_record_recovery_rules() {
+        let bare = r#"{"arrays": {}, "metadata": {"zmap": {"generation": 1}}, "version": 1}"#;
+        let new = r#"{"arrays": {"/a": {"dtype": "|u1", "offset": 8192, "order": "C", "shape": [4]}}, "metadata": {"zmap": {"generation": 2}}, "version": 1}"#;
+        let new_at_zero = file_with(new, 0);
+        // The file as a crash may leave it: `at_zero` at 0, the undo
+        // record of the commit from `bare` to `new` at the tail.
+        let with_undo = |at_zero: &[u8], generation: u64| {
+            let mut f = at_zero.to_vec();
+            f.resize(16384, 0);
+            f.extend_from_slice(&undo_record(bare.as_bytes(), generation, &new_at_zero));
+            f
+        };
+        let arrays = |f: &[u8]| parse_file(f).unwrap().header.arrays.len();
+        // Before the new header was written: the committed one, as it is.
+        let f = with_undo(&file_with(bare, 0), 1);
+        assert!(!parse_file(&f).unwrap().recovered);
+        assert_eq!(arrays(&f), 0);
+        // The new header whole: the new commit.
+        let f = with_undo(&new_at_zero, 1);
+        let l = parse_file(&f).unwrap();
+        assert!(!l.recovered);
+        assert_eq!(l.header.arrays[0].offset, 8192);
+        // Torn, whether it parses (another offset) or not: the committed one.
+        for (at, byte) in [(new.find("8192").unwrap() + 11, b'3'), (40, b'#')] {
+            let mut torn = new_at_zero.clone();
+            torn[at] = byte;
+            let l = parse_file(&with_undo(&torn, 1)).unwrap();
+            assert!(l.recovered);
+            assert_eq!(l.header.arrays.len(), 0);
+            assert_eq!(l.json, bare.as_bytes());
+        }
+        // Only its prefix written (the new length over the old JSON): the same.
+        let mut short = file_with(bare, 0);
+        short[..8].copy_from_slice(&new_at_zero[..8]);
+        assert!(parse_file(&with_undo(&short, 1)).unwrap().recovered);
+        // An undo record whose generation is not its JSON's, or whose CRC
+        // fails, is no record: the header at 0 stands (or fails) alone.
+        let mut torn = new_at_zero.clone();
+        torn[40] = b'#';
+        assert!(format_error(&with_undo(&torn, 5)));
+        let mut bad = with_undo(&torn, 1);
+        let n = bad.len();
+        bad[n - 40] ^= 1;
+        assert!(format_error(&bad));
     }
 }

@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 
 use super::format::{
     parse_header, Header, Parsed, MAGIC, MAX_HEADER_LEN, PREFIX_LEN, RECORD_MAGIC, TRAILER_LEN,
+    UNDO_MAGIC,
 };
 use crate::error::{Error, Result};
 
@@ -129,17 +130,30 @@ fn read_primary(source: &(impl Source + ?Sized), size: u64) -> Result<Vec<u8>> {
         .ok_or_else(|| bad("header holds a NUL byte: not JSON"))
 }
 
-/// The commit record at the tail, if there is a valid one: its generation
+/// What the record at the tail is (DESIGN.md, "Commit").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The new commit's header: it wins over an older or torn header at 0.
+    Redo,
+    /// The committed header, written before a header at 0 that replaces
+    /// it; the new header's CRC-32: the header at 0 wins only if complete.
+    Undo { next: u32 },
+}
+
+/// The record at the tail, if there is a valid one: its kind, generation
 /// and header JSON.
-fn read_record(source: &(impl Source + ?Sized), size: u64) -> Result<Option<(u64, Vec<u8>)>> {
+fn read_record(source: &(impl Source + ?Sized), size: u64) -> Result<Option<(Kind, u64, Vec<u8>)>> {
     if size < TRAILER_LEN {
         return Ok(None);
     }
     let mut t = [0u8; TRAILER_LEN as usize];
     source.read_exact_at(&mut t, size - TRAILER_LEN)?;
-    if &t[..8] != RECORD_MAGIC || t[28..] != [0; 4] {
-        return Ok(None);
-    }
+    let last = u32::from_le_bytes([t[28], t[29], t[30], t[31]]);
+    let kind = match &t[..8] {
+        m if m == RECORD_MAGIC && last == 0 => Kind::Redo,
+        m if m == UNDO_MAGIC => Kind::Undo { next: last },
+        _ => return Ok(None),
+    };
     let word = |i: usize| u64::from_le_bytes(t[i..i + 8].try_into().unwrap_or([0; 8]));
     let (len, generation) = (word(8), word(16));
     let crc = u32::from_le_bytes([t[24], t[25], t[26], t[27]]);
@@ -156,13 +170,29 @@ fn read_record(source: &(impl Source + ?Sized), size: u64) -> Result<Option<(u64
     if sum.finalize() != crc {
         return Ok(None);
     }
-    Ok(Some((generation, json)))
+    Ok(Some((kind, generation, json)))
 }
 
 /// The trailer of the commit record for `json` (see DESIGN.md).
 pub fn trailer(json: &[u8], generation: u64) -> [u8; TRAILER_LEN as usize] {
+    make_trailer(RECORD_MAGIC, json, generation, 0)
+}
+
+/// The trailer of an undo record: `json` is the committed header (of
+/// `generation`), `next` the CRC-32 of the header bytes about to be
+/// written at 0 (`header_crc`).
+pub fn undo_trailer(json: &[u8], generation: u64, next: u32) -> [u8; TRAILER_LEN as usize] {
+    make_trailer(UNDO_MAGIC, json, generation, next)
+}
+
+fn make_trailer(
+    magic: &[u8; 8],
+    json: &[u8],
+    generation: u64,
+    last: u32,
+) -> [u8; TRAILER_LEN as usize] {
     let mut t = [0u8; TRAILER_LEN as usize];
-    t[..8].copy_from_slice(RECORD_MAGIC);
+    t[..8].copy_from_slice(magic);
     t[8..16].copy_from_slice(&(json.len() as u64).to_le_bytes());
     t[16..24].copy_from_slice(&generation.to_le_bytes());
     // CRC-32 as zlib's (IEEE 802.3), by crc32fast (SIMD where available).
@@ -170,7 +200,13 @@ pub fn trailer(json: &[u8], generation: u64) -> [u8; TRAILER_LEN as usize] {
     sum.update(json);
     sum.update(&t[..24]);
     t[24..28].copy_from_slice(&sum.finalize().to_le_bytes());
+    t[28..].copy_from_slice(&last.to_le_bytes());
     t
+}
+
+/// The CRC-32 of a whole header at 0 (prefix and JSON, as written).
+pub fn header_crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
 }
 
 /// The commit record for `json` (see DESIGN.md): the JSON, then the trailer.
@@ -178,6 +214,15 @@ pub fn record(json: &[u8], generation: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + TRAILER_LEN as usize);
     out.extend_from_slice(json);
     out.extend_from_slice(&trailer(json, generation));
+    out
+}
+
+/// The undo record of a commit from the header `json` of `generation` to
+/// the header bytes `next` (see DESIGN.md): the JSON, then the trailer.
+pub fn undo_record(json: &[u8], generation: u64, next: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + TRAILER_LEN as usize);
+    out.extend_from_slice(json);
+    out.extend_from_slice(&undo_trailer(json, generation, header_crc(next)));
     out
 }
 
@@ -196,7 +241,9 @@ pub struct Loaded<T = Header> {
 
 /// Finds the committed header of a GNZ file: the header at offset 0, unless
 /// the tail holds a valid commit record at least as new that the header at 0
-/// does not match (a commit interrupted while rewriting the header).
+/// does not match (a commit interrupted while rewriting the header), or a
+/// valid undo record and the header at 0 is neither the one it holds nor,
+/// whole, the one that was being written.
 pub fn load(source: &(impl Source + ?Sized)) -> Result<Loaded> {
     load_with(source, |parsed| Ok(parsed.into_owned()))
 }
@@ -210,16 +257,23 @@ pub fn load_with<T>(
     let size = source.size()?;
     let primary_json = read_primary(source, size);
     let primary = primary_json.as_ref().ok().map(|j| parse_header(j, size));
-    if let Some((generation, json)) = read_record(source, size)? {
-        let stale = match &primary {
-            Some(Ok(parsed)) => {
+    if let Some((kind, generation, json)) = read_record(source, size)? {
+        let record_wins = match (kind, &primary) {
+            (Kind::Redo, Some(Ok(parsed))) => {
                 generation > parsed.generation()
                     || (generation == parsed.generation()
                         && primary_json.as_ref().ok() != Some(&json))
             }
-            _ => true,
+            (Kind::Redo, _) => true,
+            // The header at 0 is the commit in flight only if all of it
+            // is there: a torn one may even parse.
+            (Kind::Undo { next }, Some(Ok(_))) => match &primary_json {
+                Ok(at_zero) => *at_zero != json && !whole_header_is(at_zero, next),
+                Err(_) => true,
+            },
+            (Kind::Undo { .. }, _) => true,
         };
-        if stale {
+        if record_wins {
             if let Ok(parsed) = parse_header(&json, size) {
                 if parsed.generation() == generation {
                     let header = build(parsed)?;
@@ -248,6 +302,18 @@ pub fn load_with<T>(
             .err()
             .unwrap_or(Error::Internal("no header at offset 0"))),
     }
+}
+
+/// True if the header at 0 with JSON `json` has the CRC-32 `crc` (prefix
+/// included).
+fn whole_header_is(json: &[u8], crc: u32) -> bool {
+    let Ok(prefix) = prefix(json.len()) else {
+        return false;
+    };
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(&prefix);
+    sum.update(json);
+    sum.finalize() == crc
 }
 
 /// Parses a whole file held in memory (the fuzzing entry point).

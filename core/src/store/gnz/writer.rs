@@ -40,6 +40,12 @@ pub(super) struct Writer<S: Storage> {
     pub(super) generation: u64,
     /// 8 + length of the committed header.
     pub(super) header_len: u64,
+    /// The JSON at 0 (padding included) while the committed header
+    /// references no extent (a new dataset, or one whose objects are all
+    /// empty): a new header at 0 then overwrites nothing but that header,
+    /// and the commit writes an undo record (usually this small header)
+    /// instead of a copy of the new one (DESIGN.md, "Commit").
+    pub(super) committed_bare: Option<Vec<u8>>,
     pub(super) file_len: u64,
     /// Something changed since the last commit.
     pub(super) dirty: bool,
@@ -73,6 +79,7 @@ impl<S: Storage> Writer<S> {
             extra: JsonObject::new(),
             generation: 0,
             header_len: 0,
+            committed_bare: None,
             file_len: 0,
             dirty: false,
             unsynced: false,
@@ -87,6 +94,7 @@ impl<S: Storage> Writer<S> {
         })?;
         writer.file.sync()?;
         writer.generation = generation;
+        writer.committed_bare = Some(bytes[PREFIX_LEN as usize..].to_vec());
         writer.header_len = bytes.len() as u64;
         writer.file_len = PAGE.max(bytes.len() as u64);
         Ok(writer)
@@ -122,6 +130,7 @@ impl<S: Storage> Writer<S> {
             .chain(foreign.iter().copied())
             .collect();
         extents.sort_unstable();
+        let bare = extents.is_empty();
         let first = extents.first().map_or(u64::MAX, |e| e.0);
         let floor = header_len.max(align_up(header_len, PAGE)?.min(first));
         let end = extents.iter().map(|e| e.1).max().unwrap_or(0).max(floor);
@@ -151,6 +160,12 @@ impl<S: Storage> Writer<S> {
             file.sync()?;
             header_len = bytes.len() as u64;
         }
+        // The JSON at 0 now: as loaded, or as just written back.
+        let committed_bare = bare.then(|| {
+            let mut json = loaded.json;
+            json.resize((header_len - PREFIX_LEN) as usize, b' ');
+            json
+        });
         let file_len = loaded.size;
         let mut space = Space::new(floor, if readers { end.max(file_len) } else { end });
         let mut at = floor;
@@ -180,6 +195,7 @@ impl<S: Storage> Writer<S> {
             metadata,
             extra,
             header_len,
+            committed_bare,
             file_len,
             dirty: false,
             unsynced: false,
