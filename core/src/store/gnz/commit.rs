@@ -112,12 +112,16 @@ impl<S: Storage> Writer<S> {
     /// staged bytes, by the write-behind worker while the header is
     /// serialised), else as any copy.
     fn copy_run(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
-        if len > STAGED_RUN_MAX || !self.stage.overlaps(from, from + len) {
+        let in_memory =
+            self.stage.overlaps(from, from + len) || self.head.overlaps(from, from + len);
+        if len > STAGED_RUN_MAX || !in_memory {
             return self.copy(from, to, len);
         }
         let mut bytes = vec![0u8; len as usize];
         self.fetch(&mut bytes, from)?;
-        if self.stage.put_run(&bytes, to, STAGED_RUN_MAX + STAGE_MAX) {
+        if !self.head.overlaps(to, to + len)
+            && self.stage.put_run(&bytes, to, STAGED_RUN_MAX + STAGE_MAX)
+        {
             return Ok(());
         }
         self.put(&bytes, to)
@@ -156,6 +160,8 @@ impl<S: Storage> Writer<S> {
         if estimate > self.space.floor() {
             self.grow_header_region(estimate)?;
         }
+        // The held first stage: what the header region did not take.
+        self.write_out_head()?;
         // The staged bytes (the moves' included) go to the file while the
         // header is serialised, when the write-behind worker runs; else in
         // step 2.

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use super::format::{RECORD_MAGIC, TRAILER_LEN, UNDO_MAGIC};
 use super::recovery;
+use super::stage::STAGE_MAX;
 use super::storage::{Op, Recording};
 use super::store::GnzStore;
 use crate::key::Key;
@@ -485,7 +486,9 @@ fn compaction_keeps_a_padded_header_intact() {
 
 /// A new dataset's first commit writes its header once: at 0, behind an
 /// undo record of the empty header it replaces (DESIGN.md, "Commit"); a
-/// commit over objects with bytes writes a copy of its header first.
+/// commit over objects with bytes writes a copy of its header first. The
+/// bytes of the first stage, held until that commit, are never written
+/// where the header took their place (DESIGN.md, "Staging").
 #[test]
 fn a_first_commit_writes_its_header_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -525,6 +528,23 @@ fn a_first_commit_writes_its_header_once() {
         (records, headers)
     };
     let (records, headers) = commit(&store, log_len(&log));
+    // The first full stage was held, and the header grew over it: no
+    // write but the header's ever reached its place (from the first page
+    // on; the held stage is at least half of STAGE_MAX).
+    let first_data_write = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|op| match op {
+            Op::Write { offset, .. } if *offset > 0 => Some(*offset),
+            _ => None,
+        })
+        .min()
+        .unwrap();
+    assert!(
+        first_data_write >= 4096 + STAGE_MAX / 2,
+        "data written at {first_data_write}"
+    );
     assert_eq!(records.len(), 1);
     let record = &records[0];
     assert_eq!(&record[record.len() - 32..][..8], UNDO_MAGIC);

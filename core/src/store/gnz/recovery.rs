@@ -164,10 +164,7 @@ fn read_record(source: &(impl Source + ?Sized), size: u64) -> Result<Option<(Kin
         // Not JSON: no commit, as if its CRC failed.
         return Ok(None);
     };
-    let mut sum = crc32fast::Hasher::new();
-    sum.update(&json);
-    sum.update(&t[..24]);
-    if sum.finalize() != crc {
+    if trailer_sum(&json, &t) != crc {
         return Ok(None);
     }
     Ok(Some((kind, generation, json)))
@@ -195,13 +192,24 @@ fn make_trailer(
     t[..8].copy_from_slice(magic);
     t[8..16].copy_from_slice(&(json.len() as u64).to_le_bytes());
     t[16..24].copy_from_slice(&generation.to_le_bytes());
-    // CRC-32 as zlib's (IEEE 802.3), by crc32fast (SIMD where available).
+    t[28..].copy_from_slice(&last.to_le_bytes());
+    let sum = trailer_sum(json, &t);
+    t[24..28].copy_from_slice(&sum.to_le_bytes());
+    t
+}
+
+/// The CRC-32 (zlib's, IEEE 802.3; by crc32fast, SIMD where available) a
+/// trailer `t` carries for `json`: over the JSON and the trailer's first
+/// 24 bytes, and for an undo record its last 4 too (the new header's CRC:
+/// a torn one must not make the record win over a complete header).
+fn trailer_sum(json: &[u8], t: &[u8; TRAILER_LEN as usize]) -> u32 {
     let mut sum = crc32fast::Hasher::new();
     sum.update(json);
     sum.update(&t[..24]);
-    t[24..28].copy_from_slice(&sum.finalize().to_le_bytes());
-    t[28..].copy_from_slice(&last.to_le_bytes());
-    t
+    if &t[..8] == UNDO_MAGIC {
+        sum.update(&t[28..]);
+    }
+    sum.finalize()
 }
 
 /// The CRC-32 of a whole header at 0 (prefix and JSON, as written).

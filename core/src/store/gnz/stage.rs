@@ -234,6 +234,104 @@ impl Stage {
     }
 }
 
+/// The first stage of a dataset whose committed header references no
+/// extent, held back from the file until the commit (DESIGN.md,
+/// "Staging"). That commit's header usually grows over these bytes: the
+/// objects in them then move out in memory, and the bytes the header
+/// takes are never written at all. Every write and read of the writer
+/// that meets them goes to them instead of the file.
+pub struct Held {
+    at: u64,
+    buf: StageBuf,
+}
+
+impl Default for Held {
+    fn default() -> Held {
+        Held {
+            at: 0,
+            buf: StageBuf::new_in(HugePages),
+        }
+    }
+}
+
+impl Held {
+    /// Holds `buf`, the file's bytes from `at` on.
+    pub fn new(at: u64, buf: StageBuf) -> Held {
+        Held { at, buf }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Where the held bytes start, and where they end.
+    pub fn range(&self) -> (u64, u64) {
+        (self.at, self.at + self.buf.len() as u64)
+    }
+
+    /// True if `[at, end)` shares a byte with the held bytes.
+    pub fn overlaps(&self, at: u64, end: u64) -> bool {
+        let (s, e) = self.range();
+        !self.buf.is_empty() && at < e && s < end
+    }
+
+    /// The part of `[at, end)` inside the held bytes (empty if none).
+    fn inside(&self, at: u64, end: u64) -> (u64, u64) {
+        let (s, e) = self.range();
+        (at.max(s), end.min(e).max(at.max(s)))
+    }
+
+    /// Takes the part of `data` (the file's bytes at `at`) that falls in
+    /// the held bytes; gives the parts before and after it, which do not.
+    pub fn write(&mut self, data: &[u8], at: u64) -> [(u64, u64); 2] {
+        let end = at + data.len() as u64;
+        let (from, to) = self.inside(at, end);
+        if from == to {
+            return [(at, end), (end, end)];
+        }
+        self.buf[(from - self.at) as usize..(to - self.at) as usize]
+            .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
+        [(at, from), (to, end)]
+    }
+
+    /// Zeros the held bytes in `[at, end)`.
+    pub fn zero(&mut self, at: u64, end: u64) {
+        let (from, to) = self.inside(at, end);
+        if from < to {
+            self.buf[(from - self.at) as usize..(to - self.at) as usize].fill(0);
+        }
+    }
+
+    /// Copies the held bytes that overlap `buf` (the file's bytes at `at`)
+    /// into it; gives the parts before and after them.
+    pub fn read(&self, buf: &mut [u8], at: u64) -> [(u64, u64); 2] {
+        let end = at + buf.len() as u64;
+        let (from, to) = self.inside(at, end);
+        if from == to {
+            return [(at, end), (end, end)];
+        }
+        buf[(from - at) as usize..(to - at) as usize]
+            .copy_from_slice(&self.buf[(from - self.at) as usize..(to - self.at) as usize]);
+        [(at, from), (to, end)]
+    }
+
+    /// Gives up the held bytes from `from` on (where they go, and the
+    /// bytes; none if `from` is past them); those below are dropped.
+    pub fn take_from(&mut self, from: u64) -> Option<(u64, StageBuf)> {
+        let held = std::mem::take(self);
+        let (s, e) = held.range();
+        let from = from.max(s);
+        if held.buf.is_empty() || from >= e {
+            return None;
+        }
+        let mut buf = held.buf;
+        if from > s {
+            buf.drain(..(from - s) as usize);
+        }
+        Some((from, buf))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +393,37 @@ mod tests {
         assert_eq!((first, bytes.len()), (0, cap + HUGE_PAGE));
         assert!(bytes[..cap].iter().all(|&b| b == 5));
         assert!(bytes[cap..].iter().all(|&b| b == 6));
+    }
+
+    #[test]
+    fn held_bytes_take_reads_and_writes_over_them() {
+        let mut h = Held::new(100, {
+            let mut b = StageBuf::new_in(HugePages);
+            b.extend_from_slice(&[1u8; 50]);
+            b
+        });
+        assert_eq!(h.range(), (100, 150));
+        assert!(h.overlaps(149, 200) && !h.overlaps(150, 200) && !h.overlaps(0, 100));
+        // A write across its start: the part before is the caller's.
+        assert_eq!(h.write(&[2u8; 20], 90), [(90, 100), (110, 110)]);
+        // Apart from it: all the caller's.
+        assert_eq!(h.write(&[3u8; 5], 200), [(200, 205), (205, 205)]);
+        h.zero(140, 160);
+        h.zero(300, 400);
+        h.zero(0, 50);
+        let mut buf = [9u8; 70];
+        assert_eq!(h.read(&mut buf, 90), [(90, 100), (150, 160)]);
+        assert_eq!(buf[..10], [9; 10]);
+        assert_eq!(buf[10..20], [2; 10]);
+        assert_eq!(buf[20..50], [1; 30]);
+        assert_eq!(buf[50..60], [0; 10]);
+        assert_eq!(buf[60..], [9; 10]);
+        // Below `from` dropped; the rest given up once.
+        let (at, bytes) = h.take_from(130).unwrap();
+        assert_eq!((at, bytes.len()), (130, 20));
+        assert!(h.is_empty() && h.take_from(0).is_none());
+        let mut h = Held::new(100, StageBuf::new_in(HugePages));
+        assert!(h.take_from(0).is_none());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::lock;
 use super::readers;
 use super::recovery::{self, Loaded};
 use super::space::{align_up, Space};
-use super::stage::{self, Stage};
+use super::stage::{self, Held, Stage};
 use super::storage::Storage;
 use super::store::{CHUNK, MAX_SLACK, MAX_WRITABLE_GENERATION, PAGE, REVISION, SMALL_ALIGN};
 use super::writeback;
@@ -33,6 +33,9 @@ pub(super) struct Writer<S: Storage> {
     pub(super) buf: Vec<u8>,
     /// Small writes not in the file yet (DESIGN.md, "Staging").
     pub(super) stage: Stage,
+    /// The first stage of a dataset whose committed header references no
+    /// extent, held until the commit (`stage::Held`).
+    pub(super) head: Held,
     pub(super) space: Space,
     pub(super) metadata: JsonObject,
     pub(super) extra: JsonObject,
@@ -74,6 +77,7 @@ impl<S: Storage> Writer<S> {
             objects: Index::default(),
             buf: Vec::new(),
             stage: Stage::new(PAGE),
+            head: Held::default(),
             space: Space::new(PAGE, PAGE),
             metadata: JsonObject::new(),
             extra: JsonObject::new(),
@@ -190,6 +194,7 @@ impl<S: Storage> Writer<S> {
             objects,
             buf: Vec::new(),
             stage: Stage::new(space.end()),
+            head: Held::default(),
             space,
             generation,
             metadata,
@@ -248,17 +253,31 @@ impl<S: Storage> Writer<S> {
     /// Writes `data` at `at`: staged if it is short and may be, else to the
     /// file (after the staged bytes if it covers some of them).
     pub(super) fn put(&mut self, data: &[u8], at: u64) -> Result<()> {
+        let end = at + data.len() as u64;
+        if self.head.overlaps(at, end) {
+            // Bytes of the held first stage: there (they are not in the
+            // file), the rest as any write.
+            for (s, e) in self.head.write(data, at) {
+                if s < e {
+                    self.put(&data[(s - at) as usize..(e - at) as usize], s)?;
+                }
+            }
+            return Ok(());
+        }
         if self.stage.put(data, at) {
             return Ok(());
         }
-        let end = at + data.len() as u64;
         if !self.stage.is_empty()
             && ((data.len() as u64) < stage::PIECE || self.stage.overlaps(at, end))
         {
             // A short write the stage cannot take (full, or apart from it):
-            // a new stage, while the worker writes the old one; a direct
-            // write over staged bytes: after them.
-            self.stage_behind()?;
+            // a new stage, while the worker writes the old one (or holds
+            // it, the first); a direct write over staged bytes: after them.
+            self.next_stage()?;
+            if self.head.overlaps(at, end) {
+                // The stage just held: the write goes over it there.
+                return self.put(data, at);
+            }
             if self.stage.put(data, at) {
                 return Ok(());
             }
@@ -288,6 +307,23 @@ impl<S: Storage> Writer<S> {
         Ok(())
     }
 
+    /// Empties the stage for the next writes: the first stage of a new (or
+    /// emptied) dataset, while nothing is written past the header region,
+    /// is held until the commit (`stage::Held`); any other goes to the
+    /// write-behind worker.
+    fn next_stage(&mut self) -> Result<()> {
+        if self.head.is_empty()
+            && !self.stage.is_empty()
+            && self.committed_bare.is_some()
+            && self.file_len <= self.space.floor()
+        {
+            let (at, bytes) = self.stage.take(self.file.spare());
+            self.head = Held::new(at, bytes);
+            return Ok(());
+        }
+        self.stage_behind()
+    }
+
     /// Hands the staged bytes to the write-behind worker (started for the
     /// first of them) and empties the stage.
     pub(super) fn stage_behind(&mut self) -> Result<()> {
@@ -308,21 +344,48 @@ impl<S: Storage> Writer<S> {
     /// included).
     pub(super) fn fetch(&self, buf: &mut [u8], at: u64) -> Result<()> {
         for (s, e) in self.stage.read(buf, at) {
-            if s < e {
-                let file = self.file.settled_file()?;
-                let part = &mut buf[(s - at) as usize..(e - at) as usize];
-                // Large reads by several threads at once (copy.rs).
-                super::copy::fill(part, |piece, off| {
-                    FileExt::read_exact_at(file, piece, s + off as u64)
-                })?;
+            if s >= e {
+                continue;
+            }
+            let gaps = self
+                .head
+                .read(&mut buf[(s - at) as usize..(e - at) as usize], s);
+            for (s, e) in gaps {
+                if s < e {
+                    let file = self.file.settled_file()?;
+                    let part = &mut buf[(s - at) as usize..(e - at) as usize];
+                    // Large reads by several threads at once (copy.rs).
+                    super::copy::fill(part, |piece, off| {
+                        FileExt::read_exact_at(file, piece, s + off as u64)
+                    })?;
+                }
             }
         }
         Ok(())
     }
 
+    /// Writes out what the held first stage holds from the header region's
+    /// end on (after the commit grew the region and moved the objects out
+    /// of it; the bytes below are the header's now, and never written).
+    pub(super) fn write_out_head(&mut self) -> Result<()> {
+        let floor = self.space.floor();
+        let Some((at, bytes)) = self.head.take_from(floor) else {
+            return Ok(());
+        };
+        let end = at + bytes.len() as u64;
+        self.file.make_room()?;
+        self.file.write_behind(bytes, at);
+        self.wrote_directly(end);
+        Ok(())
+    }
+
     /// Copies `len` bytes from `from` to `to` (non-overlapping).
     pub(super) fn copy(&mut self, from: u64, to: u64, len: u64) -> Result<()> {
-        if len >= stage::PIECE && !self.stage.overlaps(from, from + len) {
+        if len >= stage::PIECE
+            && !self.stage.overlaps(from, from + len)
+            && !self.head.overlaps(from, from + len)
+            && !self.head.overlaps(to, to + len)
+        {
             return self.copy_in_file(from, to, len);
         }
         let mut buf = vec![0u8; len.min(CHUNK) as usize];
@@ -377,6 +440,8 @@ impl<S: Storage> Writer<S> {
             return self.put(&ZEROS[..len as usize], at);
         }
         let end = at + len;
+        // Held bytes are not in the file: zeroed where they are.
+        self.head.zero(at, end);
         if self.stage.overlaps(at, end) {
             self.write_out_stage()?;
         }
