@@ -315,6 +315,13 @@ impl Held {
         [(at, from), (to, end)]
     }
 
+    /// The held bytes `[at, end)`, if they are all held.
+    pub fn slice(&self, at: u64, end: u64) -> Option<&[u8]> {
+        let (s, e) = self.range();
+        (!self.buf.is_empty() && s <= at && at <= end && end <= e)
+            .then(|| &self.buf[(at - s) as usize..(end - s) as usize])
+    }
+
     /// Gives up the held bytes from `from` on (where they go, and the
     /// bytes; none if `from` is past them); those below are dropped.
     pub fn take_from(&mut self, from: u64) -> Option<(u64, StageBuf)> {
@@ -418,6 +425,9 @@ mod tests {
         assert_eq!(buf[20..50], [1; 30]);
         assert_eq!(buf[50..60], [0; 10]);
         assert_eq!(buf[60..], [9; 10]);
+        assert_eq!(h.slice(120, 125), Some(&[1u8; 5][..]));
+        assert_eq!(h.slice(95, 105), None);
+        assert_eq!(h.slice(145, 151), None);
         // Below `from` dropped; the rest given up once.
         let (at, bytes) = h.take_from(130).unwrap();
         assert_eq!((at, bytes.len()), (130, 20));
