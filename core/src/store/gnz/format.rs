@@ -1277,6 +1277,12 @@ mod tests {
         let n = bad.len();
         bad[n - 40] ^= 1;
         assert!(format_error(&bad));
+        // An undo record left at the end of the file by a later commit's
+        // cut: a header of a later commit at 0 wins over it.
+        let later = new.replace(r#""generation": 2"#, r#""generation": 3"#);
+        let l = parse_file(&with_undo(&file_with(&later, 0), 1)).unwrap();
+        assert!(!l.recovered);
+        assert_eq!(l.header.generation(), 3);
         // Its last 4 bytes (the new header's CRC) torn: no record either,
         // and the complete new header stands (the crash simulation found
         // a record winning over it with those bytes overwritten).

@@ -274,9 +274,15 @@ pub fn load_with<T>(
             }
             (Kind::Redo, _) => true,
             // The header at 0 is the commit in flight only if all of it
-            // is there: a torn one may even parse.
-            (Kind::Undo { next }, Some(Ok(_))) => match &primary_json {
-                Ok(at_zero) => *at_zero != json && !whole_header_is(at_zero, next),
+            // is there: a torn one may even parse. One of a later commit
+            // wins (an undo record a later commit's cut left at the end
+            // of the file, its trailer intact, names an older header).
+            (Kind::Undo { next }, Some(Ok(parsed))) => match &primary_json {
+                Ok(at_zero) => {
+                    parsed.generation() <= generation.saturating_add(1)
+                        && *at_zero != json
+                        && !whole_header_is(at_zero, next)
+                }
                 Err(_) => true,
             },
             (Kind::Undo { .. }, _) => true,
