@@ -1,7 +1,7 @@
 //! The commit protocol (DESIGN.md, "Commit"): the commit record at the tail,
 //! durable first, then the header at offset 0.
 
-use super::format::PREFIX_LEN;
+use super::format::{PREFIX_LEN, TRAILER_LEN};
 use super::lock;
 use super::readers::{self, Readers};
 use super::recovery;
@@ -275,6 +275,14 @@ impl<S: Storage> Writer<S> {
         let live = readers::live(self.file.as_file(), generation)?;
         self.release_unseen(&live, true);
         self.cut_to_end()?;
+        if undo && self.file_len == record_end {
+            // The cut left the undo record at the end of the file (it ended
+            // on a page boundary): its magic goes, or a header at 0 damaged
+            // later would be "recovered" to the header before this commit.
+            lock::with_header_lock(self.file.as_file(), true, || {
+                Ok(self.file.write_at(&[0; 8], record_end - TRAILER_LEN)?)
+            })?;
+        }
         // Nothing past the end is referenced by this commit or a reader.
         self.stage.reset(self.space.end());
         Ok(())
