@@ -351,9 +351,14 @@ impl<S: Storage> Writer<S> {
                 .head
                 .read(&mut buf[(s - at) as usize..(e - at) as usize], s);
             for (s, e) in gaps {
-                if s < e {
+                // Past the file's end nothing was ever written: zeros (a
+                // commit's moves copy the free bytes between objects too,
+                // and a stage may start a little past the file's end).
+                let in_file = e.min(self.file_len.max(s));
+                buf[(in_file - at) as usize..(e - at) as usize].fill(0);
+                if s < in_file {
                     let file = self.file.settled_file()?;
-                    let part = &mut buf[(s - at) as usize..(e - at) as usize];
+                    let part = &mut buf[(s - at) as usize..(in_file - at) as usize];
                     // Large reads by several threads at once (copy.rs).
                     super::copy::fill(part, |piece, off| {
                         FileExt::read_exact_at(file, piece, s + off as u64)
