@@ -428,6 +428,19 @@ fn every_crash_state_holds_a_whole_commit() {
     );
 }
 
+/// A new store at `path` on a recording storage, and its log.
+fn recorded(path: &Path) -> (GnzStore<Recording>, Arc<Mutex<Vec<Op>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let wrap = |file| Recording::new(file, Some(log.clone()));
+    let create = OpenOptions {
+        create: true,
+        noclobber: false,
+        writable: true,
+    };
+    let store = GnzStore::open_on(path.to_path_buf(), create, &wrap).unwrap();
+    (store, log)
+}
+
 /// Found by the readers' simulation (seed 0x126d717d7a8a of the long run):
 /// a header padded while a reader was open stays at offset 0 after the
 /// reader leaves; compaction must not lay objects over its tail before its
@@ -436,14 +449,8 @@ fn every_crash_state_holds_a_whole_commit() {
 fn compaction_keeps_a_padded_header_intact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("padded.gnz");
-    let log = Arc::new(Mutex::new(Vec::new()));
+    let (store, log) = recorded(&path);
     let wrap = |file| Recording::new(file, Some(log.clone()));
-    let create = OpenOptions {
-        create: true,
-        noclobber: false,
-        writable: true,
-    };
-    let store = GnzStore::open_on(path.clone(), create, &wrap).unwrap();
     for k in KEYS {
         store.write_at(&key(k), 0, &[7; 100]).unwrap();
     }
@@ -493,14 +500,7 @@ fn compaction_keeps_a_padded_header_intact() {
 fn a_first_commit_writes_its_header_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("first.gnz");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let wrap = |file| Recording::new(file, Some(log.clone()));
-    let create = OpenOptions {
-        create: true,
-        noclobber: false,
-        writable: true,
-    };
-    let store = GnzStore::open_on(path.clone(), create, &wrap).unwrap();
+    let (store, log) = recorded(&path);
     let names: Vec<String> = (0..2000).map(|i| format!("/g/v{}/c.{i}", i % 10)).collect();
     for name in &names {
         store.write_at(&key(name), 0, &[3; 100]).unwrap();
@@ -579,19 +579,12 @@ fn a_first_commit_writes_its_header_once() {
 #[test]
 fn no_undo_record_is_left_at_the_end_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let create = OpenOptions {
-        create: true,
-        noclobber: false,
-        writable: true,
-    };
     // Commits of one object of `n` bytes over a committed header of one
     // empty object named with `pad` letters; what the second commit's
     // record write was (offset, length), and the file's last 32 bytes.
     let trial = |pad: usize, n: usize| {
         let path = dir.path().join(format!("tail-{pad}-{n}.gnz"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let wrap = |file| Recording::new(file, Some(log.clone()));
-        let store = GnzStore::open_on(path.clone(), create, &wrap).unwrap();
+        let (store, log) = recorded(&path);
         let empty = format!("/{}", "e".repeat(pad + 1));
         store.define(&key(&empty)).unwrap();
         store.flush().unwrap();

@@ -240,86 +240,79 @@ impl Stage {
 /// objects in them then move out in memory, and the bytes the header
 /// takes are never written at all. Every write and read of the writer
 /// that meets them goes to them instead of the file.
+#[derive(Default)]
 pub struct Held {
-    at: u64,
-    buf: StageBuf,
-}
-
-impl Default for Held {
-    fn default() -> Held {
-        Held {
-            at: 0,
-            buf: StageBuf::new_in(HugePages),
-        }
-    }
+    /// The bytes and where they go (a stage that takes no more writes).
+    bytes: Stage,
 }
 
 impl Held {
     /// Holds `buf`, the file's bytes from `at` on.
     pub fn new(at: u64, buf: StageBuf) -> Held {
-        Held { at, buf }
+        Held {
+            bytes: Stage {
+                buf,
+                at,
+                fresh_from: at,
+                direct_hi: at,
+            },
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.bytes.is_empty()
     }
 
     /// Where the held bytes start, and where they end.
     pub fn range(&self) -> (u64, u64) {
-        (self.at, self.at + self.buf.len() as u64)
+        self.bytes.range()
     }
 
     /// True if `[at, end)` shares a byte with the held bytes.
     pub fn overlaps(&self, at: u64, end: u64) -> bool {
-        let (s, e) = self.range();
-        !self.buf.is_empty() && at < e && s < end
+        self.bytes.overlaps(at, end)
     }
 
-    /// The part of `[at, end)` inside the held bytes (empty if none).
-    fn inside(&self, at: u64, end: u64) -> (u64, u64) {
+    /// Copies the held bytes that overlap `buf` (the file's bytes at `at`)
+    /// into it; gives the parts before and after them.
+    pub fn read(&self, buf: &mut [u8], at: u64) -> [(u64, u64); 2] {
+        self.bytes.read(buf, at)
+    }
+
+    /// The held bytes in `[at, end)` (empty if none), for changing them.
+    fn inside(&mut self, at: u64, end: u64) -> &mut [u8] {
         let (s, e) = self.range();
-        (at.max(s), end.min(e).max(at.max(s)))
+        let (from, to) = (at.max(s), end.min(e));
+        if from >= to {
+            return &mut [];
+        }
+        &mut self.bytes.buf[(from - s) as usize..(to - s) as usize]
     }
 
     /// Takes the part of `data` (the file's bytes at `at`) that falls in
     /// the held bytes; gives the parts before and after it, which do not.
     pub fn write(&mut self, data: &[u8], at: u64) -> [(u64, u64); 2] {
         let end = at + data.len() as u64;
-        let (from, to) = self.inside(at, end);
-        if from == to {
+        if !self.overlaps(at, end) {
             return [(at, end), (end, end)];
         }
-        self.buf[(from - self.at) as usize..(to - self.at) as usize]
+        let (s, e) = self.range();
+        let (from, to) = (at.max(s), end.min(e));
+        self.inside(from, to)
             .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
         [(at, from), (to, end)]
     }
 
     /// Zeros the held bytes in `[at, end)`.
     pub fn zero(&mut self, at: u64, end: u64) {
-        let (from, to) = self.inside(at, end);
-        if from < to {
-            self.buf[(from - self.at) as usize..(to - self.at) as usize].fill(0);
-        }
-    }
-
-    /// Copies the held bytes that overlap `buf` (the file's bytes at `at`)
-    /// into it; gives the parts before and after them.
-    pub fn read(&self, buf: &mut [u8], at: u64) -> [(u64, u64); 2] {
-        let end = at + buf.len() as u64;
-        let (from, to) = self.inside(at, end);
-        if from == to {
-            return [(at, end), (end, end)];
-        }
-        buf[(from - at) as usize..(to - at) as usize]
-            .copy_from_slice(&self.buf[(from - self.at) as usize..(to - self.at) as usize]);
-        [(at, from), (to, end)]
+        self.inside(at, end).fill(0);
     }
 
     /// The held bytes `[at, end)`, if they are all held.
     pub fn slice(&self, at: u64, end: u64) -> Option<&[u8]> {
         let (s, e) = self.range();
-        (!self.buf.is_empty() && s <= at && at <= end && end <= e)
-            .then(|| &self.buf[(at - s) as usize..(end - s) as usize])
+        (!self.is_empty() && s <= at && at <= end && end <= e)
+            .then(|| &self.bytes.buf[(at - s) as usize..(end - s) as usize])
     }
 
     /// Gives up the held bytes from `from` on (where they go, and the
@@ -328,10 +321,10 @@ impl Held {
         let held = std::mem::take(self);
         let (s, e) = held.range();
         let from = from.max(s);
-        if held.buf.is_empty() || from >= e {
+        if held.is_empty() || from >= e {
             return None;
         }
-        let mut buf = held.buf;
+        let mut buf = held.bytes.buf;
         if from > s {
             buf.drain(..(from - s) as usize);
         }

@@ -373,12 +373,17 @@ impl<S: Storage> Writer<S> {
     /// end on (after the commit grew the region and moved the objects out
     /// of it; the bytes below are the header's now, and never written).
     pub(super) fn write_out_head(&mut self) -> Result<()> {
+        if self.head.is_empty() {
+            return Ok(());
+        }
+        // Room in the queue first: after an earlier write-out's error the
+        // held bytes stay held, for the commit that is tried again.
+        self.file.make_room()?;
         let floor = self.space.floor();
         let Some((at, bytes)) = self.head.take_from(floor) else {
             return Ok(());
         };
         let end = at + bytes.len() as u64;
-        self.file.make_room()?;
         self.file.write_behind(bytes, at);
         self.wrote_directly(end);
         Ok(())
