@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use zmap_core::codes::NC_EACCESS;
 use zmap_core::map::{Map, NC_WRITE};
 use zmap_core::store::gnz::recovery;
 use zmap_core::{Impl, Key};
