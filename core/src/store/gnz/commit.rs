@@ -117,20 +117,19 @@ impl<S: Storage> Writer<S> {
         if len > STAGED_RUN_MAX || !in_memory {
             return self.copy(from, to, len);
         }
+        // Into the stage unless the new place is held bytes (`put` then
+        // writes there).
+        let to_stage = !self.head.overlaps(to, to + len);
         if let Some(held) = self.head.slice(from, from + len) {
             // All in the held first stage (a new dataset's first commit):
             // from there into the stage, without another copy.
-            if !self.head.overlaps(to, to + len)
-                && self.stage.put_run(held, to, STAGED_RUN_MAX + STAGE_MAX)
-            {
+            if to_stage && self.stage.put_run(held, to, STAGED_RUN_MAX + STAGE_MAX) {
                 return Ok(());
             }
         }
         let mut bytes = vec![0u8; len as usize];
         self.fetch(&mut bytes, from)?;
-        if !self.head.overlaps(to, to + len)
-            && self.stage.put_run(&bytes, to, STAGED_RUN_MAX + STAGE_MAX)
-        {
+        if to_stage && self.stage.put_run(&bytes, to, STAGED_RUN_MAX + STAGE_MAX) {
             return Ok(());
         }
         self.put(&bytes, to)

@@ -177,7 +177,7 @@ pub fn trailer(json: &[u8], generation: u64) -> [u8; TRAILER_LEN as usize] {
 
 /// The trailer of an undo record: `json` is the committed header (of
 /// `generation`), `next` the CRC-32 of the header bytes about to be
-/// written at 0 (`header_crc`).
+/// written at 0.
 pub fn undo_trailer(json: &[u8], generation: u64, next: u32) -> [u8; TRAILER_LEN as usize] {
     make_trailer(UNDO_MAGIC, json, generation, next)
 }
@@ -212,9 +212,14 @@ fn trailer_sum(json: &[u8], t: &[u8; TRAILER_LEN as usize]) -> u32 {
     sum.finalize()
 }
 
-/// The CRC-32 of a whole header at 0 (prefix and JSON, as written).
-pub fn header_crc(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
+/// The CRC-32 of a whole header at 0 (prefix and JSON, as written), given
+/// in consecutive parts.
+fn header_crc(parts: &[&[u8]]) -> u32 {
+    let mut sum = crc32fast::Hasher::new();
+    for part in parts {
+        sum.update(part);
+    }
+    sum.finalize()
 }
 
 /// The commit record for `json` (see DESIGN.md): the JSON, then the trailer.
@@ -230,7 +235,7 @@ pub fn record(json: &[u8], generation: u64) -> Vec<u8> {
 pub fn undo_record(json: &[u8], generation: u64, next: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + TRAILER_LEN as usize);
     out.extend_from_slice(json);
-    out.extend_from_slice(&undo_trailer(json, generation, header_crc(next)));
+    out.extend_from_slice(&undo_trailer(json, generation, header_crc(&[next])));
     out
 }
 
@@ -321,13 +326,7 @@ pub fn load_with<T>(
 /// True if the header at 0 with JSON `json` has the CRC-32 `crc` (prefix
 /// included).
 fn whole_header_is(json: &[u8], crc: u32) -> bool {
-    let Ok(prefix) = prefix(json.len()) else {
-        return false;
-    };
-    let mut sum = crc32fast::Hasher::new();
-    sum.update(&prefix);
-    sum.update(json);
-    sum.finalize() == crc
+    prefix(json.len()).is_ok_and(|prefix| header_crc(&[&prefix, json]) == crc)
 }
 
 /// Parses a whole file held in memory (the fuzzing entry point).

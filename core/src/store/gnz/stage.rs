@@ -279,16 +279,6 @@ impl Held {
         self.bytes.read(buf, at)
     }
 
-    /// The held bytes in `[at, end)` (empty if none), for changing them.
-    fn inside(&mut self, at: u64, end: u64) -> &mut [u8] {
-        let (s, e) = self.range();
-        let (from, to) = (at.max(s), end.min(e));
-        if from >= to {
-            return &mut [];
-        }
-        &mut self.bytes.buf[(from - s) as usize..(to - s) as usize]
-    }
-
     /// Takes the part of `data` (the file's bytes at `at`) that falls in
     /// the held bytes; gives the parts before and after it, which do not.
     pub fn write(&mut self, data: &[u8], at: u64) -> [(u64, u64); 2] {
@@ -298,14 +288,18 @@ impl Held {
         }
         let (s, e) = self.range();
         let (from, to) = (at.max(s), end.min(e));
-        self.inside(from, to)
+        self.bytes.buf[(from - s) as usize..(to - s) as usize]
             .copy_from_slice(&data[(from - at) as usize..(to - at) as usize]);
         [(at, from), (to, end)]
     }
 
     /// Zeros the held bytes in `[at, end)`.
     pub fn zero(&mut self, at: u64, end: u64) {
-        self.inside(at, end).fill(0);
+        let (s, e) = self.range();
+        let (from, to) = (at.max(s), end.min(e));
+        if from < to {
+            self.bytes.buf[(from - s) as usize..(to - s) as usize].fill(0);
+        }
     }
 
     /// The held bytes `[at, end)`, if they are all held.
