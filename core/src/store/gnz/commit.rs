@@ -156,6 +156,17 @@ impl<S: Storage> Writer<S> {
 
     /// Makes the current state the committed one (DESIGN.md, "Commit").
     pub(super) fn commit(&mut self) -> Result<()> {
+        self.commit_then(After::GoOn)
+    }
+
+    /// Commits, and ends the writer (the map's close): its index is freed
+    /// by the write-behind worker once the header is serialised, while the
+    /// commit goes on.
+    pub(super) fn close(mut self) -> Result<()> {
+        self.commit_then(After::Close)
+    }
+
+    fn commit_then(&mut self, after: After) -> Result<()> {
         if !self.dirty {
             return self.release_space_of_gone_readers();
         }
@@ -183,6 +194,14 @@ impl<S: Storage> Writer<S> {
                 break;
             }
             self.grow_header_region(need)?;
+        }
+        // Whether the new header references no extent (then the next
+        // commit writes an undo record).
+        let bare = self.objects.values().all(|o| o.cap == 0);
+        if after == After::Close {
+            // Nothing below reads the objects but to prepare the next commit.
+            self.file
+                .discard(Box::new(std::mem::take(&mut self.objects)));
         }
         // 2. Everything written so far goes to the file, and is durable,
         // before the record: the media may persist later writes first, and
@@ -251,11 +270,7 @@ impl<S: Storage> Writer<S> {
         })?;
         self.file.sync()?;
         let written = bytes.len() as u64;
-        let bare = self
-            .objects
-            .values()
-            .all(|o| o.cap == 0)
-            .then(|| bytes[PREFIX_LEN as usize..].to_vec());
+        let bare = (bare && after == After::GoOn).then(|| bytes[PREFIX_LEN as usize..].to_vec());
         if undo {
             // The commit point of an undo record's commit.
             self.committed(generation);
@@ -284,6 +299,7 @@ impl<S: Storage> Writer<S> {
         }
         // Nothing past the end is referenced by this commit or a reader.
         self.stage.reset(self.space.end());
+        self.start_stages();
         Ok(())
     }
 
@@ -362,6 +378,15 @@ impl<S: Storage> Writer<S> {
         }
         Ok(())
     }
+}
+
+/// What follows a commit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The writer goes on.
+    GoOn,
+    /// The writer ends.
+    Close,
 }
 
 /// Pads a header (`GNZ1`, length, JSON) with trailing spaces (still valid

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use super::format::{RECORD_MAGIC, TRAILER_LEN, UNDO_MAGIC};
 use super::recovery;
-use super::stage::STAGE_MAX;
+use super::stage::{FIRST_BEHIND, STAGE_MAX};
 use super::storage::{Op, Recording};
 use super::store::GnzStore;
 use crate::key::Key;
@@ -571,6 +571,66 @@ fn a_first_commit_writes_its_header_once() {
         store.read_at(&key(name), 0, &mut buf).unwrap();
         assert_eq!(buf, [3; 100]);
     }
+}
+
+/// The write-outs after a held stage, and after a commit, start short and
+/// double up to a full stage: the write-behind worker, idle until then,
+/// gets bytes to write soon (DESIGN.md, "Staging").
+#[test]
+fn write_outs_start_short_and_double() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ramp.gnz");
+    let (store, log) = recorded(&path);
+    // The sizes of the writes (not at 0) of `more_than` bytes or more
+    // since `start`, in the order the file saw them.
+    let data_writes = |start: usize, more_than: usize| -> Vec<u64> {
+        log.lock().unwrap()[start..]
+            .iter()
+            .filter_map(|op| match op {
+                Op::Write { offset, data } if *offset > 0 && data.len() > more_than => {
+                    Some(data.len() as u64)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let ramp = |sizes: &[u64]| {
+        assert!(
+            sizes[0] <= STAGE_MAX / 4,
+            "a first write-out of {}",
+            sizes[0]
+        );
+        let mut limit = FIRST_BEHIND;
+        for (i, &size) in sizes.iter().take(5).enumerate() {
+            assert!(
+                size <= limit && size > limit / 2,
+                "write-out {i}: {size} bytes, the stage's limit {limit} ({sizes:?})"
+            );
+            limit = (limit * 2).min(STAGE_MAX);
+        }
+    };
+    let mut n = 0;
+    let mut write = |count: usize| {
+        for _ in 0..count {
+            store
+                .write_at(&key(&format!("/g/v{}/c.{n}", n % 7)), 0, &[5; 100])
+                .unwrap();
+            n += 1;
+        }
+    };
+    // A new dataset: the first stage is held, the ones after it ramp up.
+    write(3000);
+    store.flush().unwrap();
+    let first = data_writes(0, 0);
+    ramp(&first);
+    assert!(first.iter().any(|&s| s > STAGE_MAX / 2), "{first:?}");
+    // After a commit the worker is idle again: the ramp starts over (new
+    // objects first fill the space the commit freed, each written
+    // directly: not write-outs).
+    let start = log_len(&log);
+    write(6000);
+    store.flush().unwrap();
+    ramp(&data_writes(start, 100));
 }
 
 /// A commit leaves no undo record at the end of the file, even where the

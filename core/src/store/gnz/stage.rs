@@ -23,6 +23,9 @@ pub const STAGE_MAX: u64 = 1 << 20;
 /// then hand many stages to the write-behind worker (`behind.rs`).
 #[cfg(test)]
 pub const STAGE_MAX: u64 = 16 << 10;
+/// The first stage handed to an idle write-behind worker is this long; each
+/// next one twice as long, up to `STAGE_MAX` (`Stage::set_limit`).
+pub const FIRST_BEHIND: u64 = STAGE_MAX / 8;
 /// At most this much zero padding between two staged writes.
 const MAX_PAD: u64 = 4096;
 /// A stage that grows past this reserves room for a full stage at once:
@@ -39,6 +42,8 @@ use crate::store::pages::{HugePages, HUGE_PAGE};
 #[derive(Debug)]
 pub struct Stage {
     buf: StageBuf,
+    /// The most bytes short writes may fill it with (`STAGE_MAX` at most).
+    limit: u64,
     at: u64,
     fresh_from: u64,
     direct_hi: u64,
@@ -76,6 +81,7 @@ impl Default for Stage {
     fn default() -> Stage {
         Stage {
             buf: StageBuf::new_in(HugePages),
+            limit: STAGE_MAX,
             at: 0,
             fresh_from: 0,
             direct_hi: 0,
@@ -118,7 +124,18 @@ impl Stage {
         if len >= PIECE {
             return false;
         }
-        self.put_within(data, at, STAGE_MAX)
+        self.put_within(data, at, self.limit)
+    }
+
+    /// How many bytes short writes may fill the stage with: less than
+    /// `STAGE_MAX` while a worker that waits for its first bytes should get
+    /// them soon.
+    pub fn set_limit(&mut self, limit: u64) {
+        self.limit = limit.min(STAGE_MAX);
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     /// Takes `data` whatever its length (bytes a commit moves, bounded by
@@ -252,6 +269,7 @@ impl Held {
         Held {
             bytes: Stage {
                 buf,
+                limit: 0,
                 at,
                 fresh_from: at,
                 direct_hi: at,

@@ -366,10 +366,7 @@ impl<S: Storage> Store for GnzStore<S> {
         }
         match state {
             State::Reader(_) => Ok(()),
-            State::Writer(w) => (*w)
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .commit(),
+            State::Writer(w) => (*w).into_inner().unwrap_or_else(|e| e.into_inner()).close(),
         }
     }
 }

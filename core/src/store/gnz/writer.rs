@@ -101,6 +101,7 @@ impl<S: Storage> Writer<S> {
         writer.committed_bare = Some(bytes[PREFIX_LEN as usize..].to_vec());
         writer.header_len = bytes.len() as u64;
         writer.file_len = PAGE.max(bytes.len() as u64);
+        writer.start_stages();
         Ok(writer)
     }
 
@@ -188,7 +189,7 @@ impl<S: Storage> Writer<S> {
         for &(s, e) in foreign {
             space.free_after_commit(s, e, 0);
         }
-        Ok(Writer {
+        let mut writer = Writer {
             header_high,
             file: Behind::new(file),
             objects,
@@ -204,7 +205,9 @@ impl<S: Storage> Writer<S> {
             file_len,
             dirty: false,
             unsynced: false,
-        })
+        };
+        writer.start_stages();
+        Ok(writer)
     }
 
     /// Writes the header of the current objects, as commit `generation`,
@@ -312,16 +315,30 @@ impl<S: Storage> Writer<S> {
     /// is held until the commit (`stage::Held`); any other goes to the
     /// write-behind worker.
     fn next_stage(&mut self) -> Result<()> {
-        if self.head.is_empty()
-            && !self.stage.is_empty()
-            && self.committed_bare.is_some()
-            && self.file_len <= self.space.floor()
-        {
+        if self.may_hold() && !self.stage.is_empty() {
             let (at, bytes) = self.stage.take(self.file.spare());
             self.head = Held::new(at, bytes);
+            self.stage.set_limit(stage::FIRST_BEHIND);
             return Ok(());
         }
         self.stage_behind()
+    }
+
+    /// True if the next full stage would be held (`next_stage`).
+    fn may_hold(&self) -> bool {
+        self.head.is_empty() && self.committed_bare.is_some() && self.file_len <= self.space.floor()
+    }
+
+    /// Sizes an empty stage: a full one if it may be held, else the first
+    /// write-out's (short, so that the worker starts soon; the stages
+    /// after it double, `stage_behind`).
+    pub(super) fn start_stages(&mut self) {
+        let limit = if self.may_hold() {
+            stage::STAGE_MAX
+        } else {
+            stage::FIRST_BEHIND
+        };
+        self.stage.set_limit(limit);
     }
 
     /// Hands the staged bytes to the write-behind worker (started for the
@@ -337,6 +354,7 @@ impl<S: Storage> Writer<S> {
         self.unsynced = true;
         self.file_len = self.file_len.max(at + bytes.len() as u64);
         self.file.write_behind(bytes, at);
+        self.stage.set_limit(self.stage.limit().saturating_mul(2));
         Ok(())
     }
 
