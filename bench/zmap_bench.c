@@ -25,6 +25,12 @@
  * that no small-object phase follows another backend's 1 GiB of 16 MiB
  * objects in the same run (see run_c).
  *
+ * The backends that run HDF5 (nc4, netcdf) run each part in a child
+ * process of their own (--together: in this one): HDF5 leaves glibc's heap
+ * so fragmented that every later malloc of a kilobyte or more in the
+ * process is slow, and the backends measured after it would show that
+ * rather than their own speed (BENCHMARKS.md, "HDF5 in the same process").
+ *
  * Each run also measures the one-file floor of a create+commit (the N
  * objects copied into 1 MiB pwrites to one fresh file, fdatasync): what GNZ,
  * which writes the same bytes plus a header into one file, is held against.
@@ -79,6 +85,8 @@ static const char *s3_url;
 static const char *title;
 static int quick;
 static int no_targets;
+/* --together: the HDF5 backends in this process too (see run_part). */
+static int together;
 static size_t scaling_n[16];
 static int scaling_count;
 static size_t scaling_file_max = 100000;
@@ -485,6 +493,82 @@ fail:
         remove_tree(loc);
     if (d->kind == K_MEMCPY) o->close(d, NULL, 1);
     return -1;
+}
+
+/* True for the backends that run HDF5 in the process (netCDF-4 files). */
+static int runs_hdf5(const Driver *d) {
+    return d->kind == K_NETCDF || (d->kind == K_ZMAP && d->impl == NCZM_NC4);
+}
+
+/* Says where the HDF5 backends ran (run_part), if any was measured. */
+static void print_process_note(void) {
+    int any = 0;
+    for (int i = 0; i < NDRIVERS; i++) any |= usable(&drivers[i]) && runs_hdf5(&drivers[i]);
+    if (!any) return;
+    printf("- %s\n", together ? "nc4 and netcdf (HDF5) ran in this process (`--together`): the backends measured after "
+                                 "them pay for the heap HDF5 leaves"
+                               : "nc4 and netcdf (HDF5) ran each part of a run in a child process of their own, so that "
+                                 "the heap HDF5 leaves does not slow the other backends (`--together`: in one process)");
+}
+
+/* What a child process of run_part reports back. */
+typedef struct {
+    int status, failed, any_failure;
+    double t[PH_COUNT];
+} PartResult;
+
+/* run_c, in a child process for the backends that run HDF5 (unless
+ * --together): the heap HDF5 leaves behind (hundreds of thousands of free
+ * chunks) made glibc's malloc of every later request of a kilobyte or more
+ * take up to milliseconds, and MEM's and GNZ's phases after an NC4 one ran
+ * 10 to 20 times slower in the same process. Their datasets are files, so
+ * the parts of one run can be separate processes. */
+static int run_part(Driver *d, int run, const Params *p, double (*t)[MAX_RUNS], int parts) {
+    if (together || !runs_hdf5(d)) return run_c(d, run, p, t, parts);
+    int fds[2];
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = pipe(fds) == 0 ? fork() : -1;
+    if (pid == 0) {
+        close(fds[0]);
+        PartResult out = {0};
+        out.status = run_c(d, run, p, t, parts);
+        out.failed = d->failed;
+        out.any_failure = any_failure;
+        for (int k = 0; k < PH_COUNT; k++) out.t[k] = t[k][run];
+        ssize_t put = write(fds[1], &out, sizeof out);
+        _exit(put == (ssize_t)sizeof out ? 0 : 1);
+    }
+    if (pid < 0) {
+        fprintf(stderr, "\nerror: %s, run %d: no child process (%s)\n", d->label, run + 1, strerror(errno));
+        d->failed++;
+        any_failure = 1;
+        return -1;
+    }
+    close(fds[1]);
+    PartResult in;
+    size_t got = 0;
+    while (got < sizeof in) {
+        ssize_t n = read(fds[0], (char *)&in + got, sizeof in - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int wstatus = 0;
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    if (got != sizeof in || !WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+        fprintf(stderr, "\nerror: %s, run %d: its child process ended without a result\n", d->label, run + 1);
+        d->failed++;
+        any_failure = 1;
+        return -1;
+    }
+    for (int k = 0; k < PH_COUNT; k++)
+        if (!isnan(in.t[k])) t[k][run] = in.t[k];
+    d->failed = in.failed;
+    any_failure |= in.any_failure;
+    return in.status;
 }
 
 /* --- zarr-python, through bench/zarr_bench.py -------------------------------------------- */
@@ -1119,7 +1203,7 @@ static void run_main(const char *fs) {
             int i = (k + r) % NDRIVERS;
             if (!usable(&drivers[i]) || drivers[i].kind == K_ZARR) continue;
             progress(" %s", drivers[i].id);
-            small_failed[i] = run_c(&drivers[i], r, &P, drivers[i].t, PART_SMALL) != 0;
+            small_failed[i] = run_part(&drivers[i], r, &P, drivers[i].t, PART_SMALL) != 0;
         }
         int done_python[2] = {0, 0};
         for (int k = 0; k < NDRIVERS; k++) {
@@ -1136,7 +1220,7 @@ static void run_main(const char *fs) {
             int i = (k + r) % NDRIVERS;
             if (!usable(&drivers[i]) || drivers[i].kind == K_ZARR || small_failed[i]) continue;
             progress(" %s", drivers[i].id);
-            run_c(&drivers[i], r, &P, drivers[i].t, PART_REST);
+            run_part(&drivers[i], r, &P, drivers[i].t, PART_REST);
         }
         progress(" (%.0f s)\n", now() - started);
     }
@@ -1159,6 +1243,7 @@ static void run_main(const char *fs) {
            P.n, P.size, P.groups, P.big_count, (double)P.big_size / MiB, (double)P.piece / MiB, runs);
     printf("- search: %zu calls per run (`/`, `/g0`, each group); exists+len: two calls per object\n",
            search_calls(&P));
+    print_process_note();
     if (usable(driver("gnz"))) {
         double v[MAX_RUNS];
         for (int r = 0; r < runs; r++) v[r] = ref_one_file(C_CREATE, r, &P);
@@ -1226,7 +1311,7 @@ static void run_scaling(const char *fs) {
                 if (!usable(d) || !d->small || d->kind == K_ZARR) continue;
                 if (scaling_disk_tree(d) && p.n > scaling_file_max) continue;
                 progress(" %s", d->id);
-                run_c(d, r, &p, tab[i][s], PART_ALL);
+                run_part(d, r, &p, tab[i][s], PART_ALL);
             }
             progress(" (%.0f s)\n", now() - started);
         }
@@ -1249,6 +1334,8 @@ static void run_scaling(const char *fs) {
     printf("## %s%s%s\n\n", title ? title : "Scaling on ", title ? "" : fs, "");
     printf("- file system: **%s** (`%s`); machine: %s; load average %s before, %s after (%.0f s); libzmap %s\n\n",
            fs, base_dir, host, load_before, load_after, now() - started, nczmap_version());
+    print_process_note();
+    printf("\n");
     printf("Small-object phases only, G = %zu groups, %zu B objects, median of %d runs. Cost per object in ns "
            "(search: per listed entry, %zu calls listing 1 + G + N entries). The last column is the largest "
            "growth of the cost of create, read, exists+len, search, delete or define+write from the smallest N to this N "
@@ -1314,6 +1401,8 @@ static void usage(FILE *to) {
             "  --scaling-file-max N largest N for the one-file-per-object backends (100000)\n"
             "  --title TEXT         the heading of the report\n"
             "  --no-targets         leave the targets table out\n"
+            "  --together           run nc4 and netcdf (HDF5) in this process too, not in a child\n"
+            "                       process per part (HDF5's heap then slows every backend after it)\n"
             "  --quick              a smoke run: N=300, G=10, 2 × 4 MiB, 1 run\n"
             "S3: set ZMAP_TEST_S3_URL (scripts/seaweedfs.sh run ...) with a libzmap built with the s3 feature.\n",
             MAX_RUNS);
@@ -1346,6 +1435,8 @@ int main(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--no-targets") == 0) {
             no_targets = 1;
+        } else if (strcmp(a, "--together") == 0) {
+            together = 1;
         } else if (strcmp(a, "--quick") == 0) {
             quick = 1;
             P.n = 300;
