@@ -196,8 +196,8 @@ impl<S: Storage> Writer<S> {
             self.grow_header_region(need)?;
         }
         // Whether the new header references no extent (then the next
-        // commit writes an undo record).
-        let bare = self.objects.values().all(|o| o.cap == 0);
+        // commit writes an undo record); a closing writer has no next.
+        let bare = after == After::GoOn && self.objects.values().all(|o| o.cap == 0);
         if after == After::Close {
             // Nothing below reads the objects but to prepare the next commit.
             self.file
@@ -270,7 +270,7 @@ impl<S: Storage> Writer<S> {
         })?;
         self.file.sync()?;
         let written = bytes.len() as u64;
-        let bare = (bare && after == After::GoOn).then(|| bytes[PREFIX_LEN as usize..].to_vec());
+        let bare = bare.then(|| bytes[PREFIX_LEN as usize..].to_vec());
         if undo {
             // The commit point of an undo record's commit.
             self.committed(generation);

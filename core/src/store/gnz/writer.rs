@@ -318,7 +318,7 @@ impl<S: Storage> Writer<S> {
         if self.may_hold() && !self.stage.is_empty() {
             let (at, bytes) = self.stage.take(self.file.spare());
             self.head = Held::new(at, bytes);
-            self.stage.set_limit(stage::FIRST_BEHIND);
+            self.start_stages();
             return Ok(());
         }
         self.stage_behind()
