@@ -136,6 +136,10 @@ impl Drop for Mapping {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HugePages;
 
+/// A vector in `HugePages`: large and short-lived ones (a commit's sorted
+/// names) come from kept mappings instead of fresh memory.
+pub type PageVec<T> = allocator_api2::vec::Vec<T, HugePages>;
+
 /// The length of the mapping for `layout`, or `None` for the global
 /// allocator (small, or aligned beyond what `mmap` gives).
 fn mapped_len(layout: Layout) -> Option<usize> {

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 /// shorter name's padding puts it before any longer name it is a prefix
 /// of, and two names of at most 16 bytes are equal exactly when their
 /// heads are.
-fn head(name: &str) -> u128 {
+pub(crate) fn head(name: &str) -> u128 {
     let bytes = name.as_bytes();
     let mut head = [0u8; 16];
     let n = bytes.len().min(16);

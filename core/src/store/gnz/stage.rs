@@ -35,9 +35,9 @@ const MAX_PAD: u64 = 4096;
 const EARLY: usize = 64 << 10;
 
 /// A stage's bytes.
-pub type StageBuf = allocator_api2::vec::Vec<u8, HugePages>;
+pub type StageBuf = PageVec<u8>;
 
-use crate::store::pages::{HugePages, HUGE_PAGE};
+use crate::store::pages::{HugePages, PageVec, HUGE_PAGE};
 
 #[derive(Debug)]
 pub struct Stage {
