@@ -156,7 +156,7 @@ s3_stop() {
         if kill -0 "$pid" 2>/dev/null; then
             kill -KILL "$pid" 2>/dev/null
         fi
-        wait "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null || true  # its status after a TERM is not ours to report
     fi
     if [ -n "${ZMAP_S3_DIR:-}" ]; then
         rm -rf "$ZMAP_S3_DIR"
