@@ -8,6 +8,8 @@
  *
  *   gnz_against DIR [ROUNDS [N [SIZE]]]
  * Output, one line: "create_ms close_ms total_ms objects_per_second". */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, getpid, unlink under -std=c11 */
+
 #include <zmap.h>
 
 #include <stdio.h>
