@@ -231,45 +231,4 @@ mod tests {
         assert_eq!(m[MAPPING_UNIT - 1], 7);
         assert!(Mapping::new(0).is_err());
     }
-
-    /// The `VmFlags` line of the mapping that holds `at`, from
-    /// `/proc/self/smaps`.
-    #[cfg(target_os = "linux")]
-    fn vm_flags(at: usize) -> String {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut inside = false;
-        for line in smaps.lines() {
-            if let Some((range, _)) = line.split_once(' ') {
-                if let Some((start, end)) = range.split_once('-') {
-                    if let (Ok(start), Ok(end)) = (
-                        usize::from_str_radix(start, 16),
-                        usize::from_str_radix(end, 16),
-                    ) {
-                        inside = start <= at && at < end;
-                        continue;
-                    }
-                }
-            }
-            if inside {
-                if let Some(flags) = line.strip_prefix("VmFlags:") {
-                    return flags.to_string();
-                }
-            }
-        }
-        panic!("no mapping holds {at:#x}");
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn mappings_ask_for_no_huge_pages() {
-        // `MADV_HUGEPAGE` shows as the flag `hg`: huge pages made the first
-        // dataset of a process stall where the host had taken free 2 MiB
-        // blocks back (module docs).
-        let m = Mapping::new(MAPPING_UNIT).unwrap();
-        let flags = vm_flags(m.as_ptr() as usize);
-        assert!(
-            !flags.split_whitespace().any(|f| f == "hg"),
-            "VmFlags:{flags}"
-        );
-    }
 }
