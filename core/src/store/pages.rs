@@ -1,27 +1,20 @@
 //! Memory for the large parts of an open dataset (a MEM dataset's blocks of
-//! object bytes, the key tree's hash table, a GNZ writer's stages): anonymous
-//! mappings in whole 2 MiB, with a few freed 2 MiB mappings kept for reuse.
+//! object bytes, the key tree's hash table): anonymous mappings asked for
+//! transparent huge pages, with a few freed 2 MiB mappings kept for reuse.
 //!
-//! Why: a dataset of 10,000 objects of 1 KiB touches about 12 MiB. In new
-//! memory each first write to a 4 KiB page is a page fault, about 2 µs on a
-//! virtual machine: more than the rest of a MEM create. A 2 MiB mapping
-//! given back by a closed dataset is reused by the next one without any
-//! fault. Kept mappings stay resident: marked `MADV_FREE`, their pages were
-//! taken back by the kernel's background reclaim often enough (on a virtual
-//! machine, between two datasets) that every reuse faulted again, which made
-//! a GNZ create up to five times slower in some processes. At most
-//! `KEPT_MAX` are kept (32 MiB: a GNZ writer's queued stages and index with
-//! a MEM dataset's blocks).
+//! Why: a dataset of 10,000 objects of 1 KiB touches about 12 MiB. In
+//! 4 KiB pages each first write is a page fault, about 2 µs on a virtual
+//! machine: more than the rest of a MEM create. With huge pages (`madvise`;
+//! ignored where the system does not offer them) it is one fault per 2 MiB,
+//! and a 2 MiB mapping given back by a closed dataset is reused by the next
+//! one without any fault. Kept mappings stay resident: marked `MADV_FREE`,
+//! their pages were taken back by the kernel's background reclaim often
+//! enough (on a virtual machine, between two datasets) that every reuse
+//! faulted and cleared 2 MiB again, which made a GNZ create up to five
+//! times slower in some processes. At most `KEPT_MAX` are kept (32 MiB:
+//! a GNZ writer's queued stages and index with a MEM dataset's blocks).
 //!
-//! No transparent huge pages (`MADV_HUGEPAGE`) are asked for: a huge page
-//! needs a free 2 MiB block, and on virtual machines that report free memory
-//! to their host (virtio-balloon free page reporting) exactly those blocks
-//! were handed back, so each huge page the first dataset of a process took
-//! was faulted in by the host as a whole: a GNZ create+commit of 10,000
-//! objects took up to 118 ms instead of 9–13 ms, with no gain in the median
-//! (BENCHMARKS.md, "Issue 14, speed, seventh part").
-//!
-//! `KeptPages` is the same as an allocator (for hashbrown's table):
+//! `HugePages` is the same as an allocator (for hashbrown's table):
 //! requests from 256 KiB up are mappings rounded up to whole 2 MiB (under
 //! 2 MiB extra a table, for tables of a few thousand keys or more), smaller
 //! ones go to the global allocator.
@@ -32,8 +25,7 @@ use std::sync::Mutex;
 
 use allocator_api2::alloc::{AllocError, Allocator, Global, Layout};
 
-/// The size of the mappings kept for reuse; larger ones are whole multiples.
-pub const MAPPING_UNIT: usize = 2 << 20;
+pub const HUGE_PAGE: usize = 2 << 20;
 /// Allocator requests from this size up are mapped.
 const MAPPED_MIN: usize = 256 << 10;
 /// Freed 2 MiB mappings kept for reuse (32 MiB at most).
@@ -49,7 +41,7 @@ fn kept() -> std::sync::MutexGuard<'static, Vec<usize>> {
 /// Maps `len` bytes (`len > 0`). Gives the start and whether the memory is
 /// fresh (zeros) rather than a kept mapping's old bytes.
 fn map(len: usize) -> Result<(NonNull<u8>, bool), AllocError> {
-    if len == MAPPING_UNIT {
+    if len == HUGE_PAGE {
         if let Some(at) = kept().pop() {
             return Ok((NonNull::new(at as *mut u8).ok_or(AllocError)?, false));
         }
@@ -69,6 +61,11 @@ fn map(len: usize) -> Result<(NonNull<u8>, bool), AllocError> {
     if at == libc::MAP_FAILED {
         return Err(AllocError);
     }
+    if len >= HUGE_PAGE {
+        // SAFETY: `at..at + len` is the mapping just made; advice changes
+        // how it is backed, not its contents. Its failure is harmless.
+        unsafe { libc::madvise(at, len, libc::MADV_HUGEPAGE) };
+    }
     Ok((NonNull::new(at.cast::<u8>()).ok_or(AllocError)?, true))
 }
 
@@ -77,7 +74,7 @@ fn map(len: usize) -> Result<(NonNull<u8>, bool), AllocError> {
 /// # Safety
 /// `start` and `len` are a mapping from `map`, no longer used by anyone.
 unsafe fn unmap(start: NonNull<u8>, len: usize) {
-    if len == MAPPING_UNIT {
+    if len == HUGE_PAGE {
         let mut kept = kept();
         if kept.len() < KEPT_MAX {
             kept.push(start.as_ptr() as usize);
@@ -101,8 +98,7 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// `len` bytes (`len > 0`); mappings of exactly 2 MiB are kept for
-    /// reuse when dropped.
+    /// `len` bytes (`len > 0`); 2 MiB and larger in huge pages.
     pub fn new(len: usize) -> Result<Mapping, AllocError> {
         if len == 0 {
             return Err(AllocError);
@@ -138,11 +134,11 @@ impl Drop for Mapping {
 }
 
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KeptPages;
+pub struct HugePages;
 
-/// A vector in `KeptPages`: large and short-lived ones (a commit's sorted
+/// A vector in `HugePages`: large and short-lived ones (a commit's sorted
 /// names) come from kept mappings instead of fresh memory.
-pub type PageVec<T> = allocator_api2::vec::Vec<T, KeptPages>;
+pub type PageVec<T> = allocator_api2::vec::Vec<T, HugePages>;
 
 /// The length of the mapping for `layout`, or `None` for the global
 /// allocator (small, or aligned beyond what `mmap` gives).
@@ -150,14 +146,14 @@ fn mapped_len(layout: Layout) -> Option<usize> {
     if layout.size() < MAPPED_MIN || layout.align() > 4096 {
         return None;
     }
-    layout.size().checked_next_multiple_of(MAPPING_UNIT)
+    layout.size().checked_next_multiple_of(HUGE_PAGE)
 }
 
 // SAFETY: memory is valid until `deallocate` gives it back, nothing but
 // `deallocate` moves or frees it, and `deallocate` recomputes the mapping's
 // length from the layout (the one that allocated it, or one that fits the
 // returned length: both round up to the same whole 2 MiB).
-unsafe impl Allocator for KeptPages {
+unsafe impl Allocator for HugePages {
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         let Some(len) = mapped_len(layout) else {
             return Global.allocate(layout);
@@ -202,11 +198,11 @@ mod tests {
                 4096,
                 MAPPED_MIN - 1,
                 MAPPED_MIN,
-                MAPPING_UNIT,
-                3 * MAPPING_UNIT + 5,
+                HUGE_PAGE,
+                3 * HUGE_PAGE + 5,
             ] {
                 let layout = Layout::from_size_align(size, 16).unwrap();
-                let block = KeptPages.allocate_zeroed(layout).unwrap();
+                let block = HugePages.allocate_zeroed(layout).unwrap();
                 let start = block.cast::<u8>().as_ptr();
                 // SAFETY: `block` is `size` bytes just allocated, not shared.
                 let bytes = unsafe { std::slice::from_raw_parts_mut(start, size) };
@@ -214,7 +210,7 @@ mod tests {
                 // Dirty it, so that a kept mapping comes back dirty.
                 bytes.fill(0xa5);
                 // SAFETY: allocated above with `layout`, freed once.
-                unsafe { KeptPages.deallocate(block.cast(), layout) };
+                unsafe { HugePages.deallocate(block.cast(), layout) };
             }
         }
     }
@@ -222,13 +218,13 @@ mod tests {
     #[test]
     fn mappings_are_kept_up_to_the_limit() {
         let many: Vec<Mapping> = (0..KEPT_MAX + 4)
-            .map(|_| Mapping::new(MAPPING_UNIT).unwrap())
+            .map(|_| Mapping::new(HUGE_PAGE).unwrap())
             .collect();
         drop(many);
         assert!(kept().len() <= KEPT_MAX);
-        let mut m = Mapping::new(MAPPING_UNIT).unwrap();
-        m[MAPPING_UNIT - 1] = 7;
-        assert_eq!(m[MAPPING_UNIT - 1], 7);
+        let mut m = Mapping::new(HUGE_PAGE).unwrap();
+        m[HUGE_PAGE - 1] = 7;
+        assert_eq!(m[HUGE_PAGE - 1], 7);
         assert!(Mapping::new(0).is_err());
     }
 }

@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::pages::KeptPages;
+use super::pages::HugePages;
 
 /// foldhash: several times cheaper than the default SipHash on short keys
 /// (three hashes per new object were the largest cost of a MEM create),
@@ -163,7 +163,7 @@ struct Entry<V> {
 /// Objects and intermediate keys in one hash table (a key is never both):
 /// a new object is one hash of its key and one lookup of its parent.
 pub struct Tree<V> {
-    table: HashTable<Entry<V>, KeptPages>,
+    table: HashTable<Entry<V>, HugePages>,
     hasher: Hasher,
     /// How many entries are objects.
     objects: usize,
@@ -172,7 +172,7 @@ pub struct Tree<V> {
 impl<V> Default for Tree<V> {
     fn default() -> Self {
         Tree {
-            table: HashTable::new_in(KeptPages),
+            table: HashTable::new_in(HugePages),
             hasher: Hasher::default(),
             objects: 0,
         }

@@ -28,7 +28,7 @@ use std::thread::{self, JoinHandle};
 use super::stage::StageBuf;
 use super::storage::Storage;
 use super::writeback;
-use crate::store::pages::KeptPages;
+use crate::store::pages::HugePages;
 
 /// Write-outs that may wait in the queue (each a stage of about 1 MiB).
 const DEPTH: usize = 3;
@@ -153,7 +153,7 @@ impl<S: Storage> Behind<S> {
         lock(&self.shared.queue)
             .spares
             .pop()
-            .unwrap_or_else(|| StageBuf::new_in(KeptPages))
+            .unwrap_or_else(|| StageBuf::new_in(HugePages))
     }
 
     /// True if write-outs go to a worker (one was started).
@@ -380,7 +380,7 @@ mod tests {
     }
 
     fn stage_of(byte: u8, len: usize) -> StageBuf {
-        let mut buf = StageBuf::new_in(KeptPages);
+        let mut buf = StageBuf::new_in(HugePages);
         buf.resize(len, byte);
         buf
     }

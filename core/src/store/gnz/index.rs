@@ -3,7 +3,7 @@
 //! over a slab of objects that commits and compaction walk without lookups.
 
 use crate::error::Result;
-use crate::store::pages::{KeptPages, PageVec};
+use crate::store::pages::{HugePages, PageVec};
 use crate::store::tree::{head, Slot as TreeSlot, Tree};
 
 /// The array description of an object written by another GNZ writer, kept
@@ -54,7 +54,7 @@ impl Object {
 pub struct Index {
     /// Key -> slot.
     tree: Tree<u32>,
-    /// In memory from `store::pages` (mappings reused) once large, as
+    /// In memory from `store::pages` (huge pages, reused) once large, as
     /// the tree's table: no page fault per 4 KiB as it grows.
     slots: PageVec<Option<Object>>,
     /// Empty slots.
@@ -67,7 +67,7 @@ impl Default for Index {
     fn default() -> Index {
         Index {
             tree: Tree::default(),
-            slots: PageVec::new_in(KeptPages),
+            slots: PageVec::new_in(HugePages),
             free: Vec::new(),
             key_bytes: 0,
         }
@@ -173,7 +173,7 @@ impl Index {
         self.tree.clear();
         self.free.clear();
         self.key_bytes = 0;
-        std::mem::replace(&mut self.slots, PageVec::new_in(KeptPages))
+        std::mem::replace(&mut self.slots, PageVec::new_in(HugePages))
             .into_iter()
             .flatten()
             .collect()
@@ -220,7 +220,7 @@ impl Index {
     /// Every object with the name of its array, sorted by name (the order
     /// of a header's `arrays`).
     ///
-    /// The vectors live in `KeptPages`: a commit of 10,000 objects sorts
+    /// The vectors live in `HugePages`: a commit of 10,000 objects sorts
     /// about a megabyte of them, which from the global allocator is fresh
     /// memory (a page fault every 4 KiB) at every dataset's first commit.
     pub fn by_name(&self) -> PageVec<(&str, &Object)> {
@@ -231,8 +231,8 @@ impl Index {
         // then sorted on the rest of the name. One pass reads each name
         // once, while it is in the cache.
         let n = self.len();
-        let mut all: PageVec<(&str, &Object)> = PageVec::with_capacity_in(n, KeptPages);
-        let mut order: PageVec<(u128, u32)> = PageVec::with_capacity_in(n, KeptPages);
+        let mut all: PageVec<(&str, &Object)> = PageVec::with_capacity_in(n, HugePages);
+        let mut order: PageVec<(u128, u32)> = PageVec::with_capacity_in(n, HugePages);
         for (k, o) in self.iter() {
             let name = o.name.as_deref().unwrap_or(k);
             order.push((head(name), all.len() as u32));
@@ -248,7 +248,7 @@ impl Index {
                 run.sort_unstable_by(|a, b| tail(a).cmp(tail(b)));
             }
         }
-        let mut sorted = PageVec::with_capacity_in(n, KeptPages);
+        let mut sorted = PageVec::with_capacity_in(n, HugePages);
         sorted.extend(order.iter().map(|&(_, i)| all[i as usize]));
         sorted
     }
@@ -274,8 +274,8 @@ fn sort_by_head(order: &mut PageVec<(u128, u32)>) {
         }
     }
     let n = order.len();
-    let mut from = std::mem::replace(order, PageVec::new_in(KeptPages));
-    let mut to = PageVec::with_capacity_in(n, KeptPages);
+    let mut from = std::mem::replace(order, PageVec::new_in(HugePages));
+    let mut to = PageVec::with_capacity_in(n, HugePages);
     to.resize(n, (0u128, 0u32));
     for (byte, count) in counts.iter().enumerate() {
         if count.contains(&n) {
@@ -344,7 +344,7 @@ mod tests {
                 .collect();
             let mut want = order.clone();
             want.sort_by_key(|&(head, _)| head); // stable, as the radix sort
-            let mut sorted = PageVec::new_in(KeptPages);
+            let mut sorted = PageVec::new_in(HugePages);
             sorted.extend(order);
             sort_by_head(&mut sorted);
             assert_eq!(&sorted[..], &want[..], "{len} entries");

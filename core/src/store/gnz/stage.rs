@@ -29,7 +29,7 @@ pub const FIRST_BEHIND: u64 = STAGE_MAX / 8;
 /// At most this much zero padding between two staged writes.
 const MAX_PAD: u64 = 4096;
 /// A stage that grows past this reserves room for a full stage at once:
-/// from `store::pages` (mappings reused from writer to writer), so
+/// from `store::pages` (huge pages, reused from writer to writer), so
 /// filling it costs no page faults and no copies of a growing buffer. A
 /// smaller dataset never holds more than it needs.
 const EARLY: usize = 64 << 10;
@@ -37,7 +37,7 @@ const EARLY: usize = 64 << 10;
 /// A stage's bytes.
 pub type StageBuf = PageVec<u8>;
 
-use crate::store::pages::{KeptPages, PageVec, MAPPING_UNIT};
+use crate::store::pages::{HugePages, PageVec, HUGE_PAGE};
 
 #[derive(Debug)]
 pub struct Stage {
@@ -80,7 +80,7 @@ fn zeros_to(buf: &mut StageBuf, len: usize) {
 impl Default for Stage {
     fn default() -> Stage {
         Stage {
-            buf: StageBuf::new_in(KeptPages),
+            buf: StageBuf::new_in(HugePages),
             limit: STAGE_MAX,
             at: 0,
             fresh_from: 0,
@@ -195,7 +195,7 @@ impl Stage {
         let want = len
             .max(2 * cap)
             .max(STAGE_MAX as usize + PIECE as usize)
-            .next_multiple_of(MAPPING_UNIT);
+            .next_multiple_of(HUGE_PAGE);
         self.buf.reserve_exact(want - self.buf.len());
     }
 
@@ -386,7 +386,7 @@ mod tests {
             at += 1000;
         }
         let cap = s.buf.capacity();
-        assert_eq!(cap % MAPPING_UNIT, 0, "capacity {cap}");
+        assert_eq!(cap % HUGE_PAGE, 0, "capacity {cap}");
         // Filled to the last byte of its buffer: the writes it refuses
         // (past its limit, too much padding) neither grow nor move it.
         let max = cap as u64;
@@ -399,10 +399,10 @@ mod tests {
         assert!(!s.put_run(b"x", at + MAX_PAD + 1, u64::MAX));
         assert_eq!((s.buf.capacity(), s.buf.as_ptr()), (cap, start));
         // Grown by a commit's longer run: whole mappings again.
-        assert!(s.put_run(&vec![6u8; MAPPING_UNIT], at, u64::MAX));
-        assert_eq!(s.buf.capacity() % MAPPING_UNIT, 0);
+        assert!(s.put_run(&vec![6u8; HUGE_PAGE], at, u64::MAX));
+        assert_eq!(s.buf.capacity() % HUGE_PAGE, 0);
         let (first, bytes) = s.staged();
-        assert_eq!((first, bytes.len()), (0, cap + MAPPING_UNIT));
+        assert_eq!((first, bytes.len()), (0, cap + HUGE_PAGE));
         assert!(bytes[..cap].iter().all(|&b| b == 5));
         assert!(bytes[cap..].iter().all(|&b| b == 6));
     }
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn held_bytes_take_reads_and_writes_over_them() {
         let mut h = Held::new(100, {
-            let mut b = StageBuf::new_in(KeptPages);
+            let mut b = StageBuf::new_in(HugePages);
             b.extend_from_slice(&[1u8; 50]);
             b
         });
@@ -437,7 +437,7 @@ mod tests {
         let (at, bytes) = h.take_from(130).unwrap();
         assert_eq!((at, bytes.len()), (130, 20));
         assert!(h.is_empty() && h.take_from(0).is_none());
-        let mut h = Held::new(100, StageBuf::new_in(KeptPages));
+        let mut h = Held::new(100, StageBuf::new_in(HugePages));
         assert!(h.take_from(0).is_none());
     }
 

@@ -4,8 +4,9 @@
 //! Why: with one allocation per 1 KiB object, a create costs a `malloc` and,
 //! in memory the process has not touched before, a 4 KiB page fault every
 //! four objects (about 2 µs each on a virtual machine: more than the rest of
-//! the write). Blocks past the first are 2 MiB mappings (`store::pages`):
-//! no fault at all for a block a closed dataset gave back. The first block is small, so a dataset of a few metadata
+//! the write). Blocks past the first are 2 MiB mappings in huge pages
+//! (`store::pages`): a fault per 2 MiB, none for a block a closed dataset
+//! gave back. The first block is small, so a dataset of a few metadata
 //! objects stays small.
 //!
 //! Space is accounted: a block whose objects are all gone is unmapped at
@@ -16,13 +17,13 @@
 //! at least as many bytes given up since the last one.
 
 use crate::error::{Error, Result};
-use crate::store::pages::{Mapping, MAPPING_UNIT};
+use crate::store::pages::{Mapping, HUGE_PAGE};
 
 /// Objects up to this length live in blocks; longer ones have their own
 /// allocation (a `malloc` is nothing next to copying them).
 pub const SMALL_MAX: usize = 64 * 1024;
 const FIRST_BLOCK: usize = 64 * 1024;
-const BLOCK: usize = MAPPING_UNIT;
+const BLOCK: usize = HUGE_PAGE;
 
 /// Where an object's bytes are: `len` bytes at `offset` in a block, with
 /// `cap` reserved. An extent with `cap == 0` has no block.
