@@ -136,8 +136,8 @@ impl Drop for Mapping {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HugePages;
 
-/// A vector in `HugePages`: large and short-lived ones (a commit's sorted
-/// names) come from kept mappings instead of fresh memory.
+/// A vector in `HugePages`: from 256 KiB up (a large commit's sort keys)
+/// its memory is a kept mapping instead of fresh memory.
 pub type PageVec<T> = allocator_api2::vec::Vec<T, HugePages>;
 
 /// The length of the mapping for `layout`, or `None` for the global

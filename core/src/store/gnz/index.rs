@@ -220,9 +220,10 @@ impl Index {
     /// Every object with the name of its array, sorted by name (the order
     /// of a header's `arrays`).
     ///
-    /// The vectors live in `HugePages`: a commit of 10,000 objects sorts
-    /// about a megabyte of them, which from the global allocator is fresh
-    /// memory (a page fault every 4 KiB) at every dataset's first commit.
+    /// The vectors are `PageVec`s: those of 256 KiB or more (for 10,000
+    /// objects, the radix sort's two arrays of keys) are kept mappings, not
+    /// fresh memory (a page fault every 4 KiB) at every dataset's first
+    /// commit; smaller ones come from the global allocator as before.
     pub fn by_name(&self) -> PageVec<(&str, &Object)> {
         // Sorted on the first 16 bytes as a number (names hold no NUL, so
         // zero padding sorts a shorter name first), keyed by position: plain
