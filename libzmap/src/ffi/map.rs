@@ -18,7 +18,7 @@ use std::ptr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::list::{self, NClist};
-use super::{c_bytes, guard, malloc_string, required_bytes, set_out};
+use super::{c_bytes, guard, malloc_joined, malloc_string, required_bytes, set_out};
 use zmap_core::codes::*;
 use zmap_core::error::{Error, Result};
 use zmap_core::key::Key;
@@ -518,17 +518,16 @@ pub unsafe extern "C" fn nczmap_search(
         let (matches, given) = unsafe { (matches.as_mut(), c_bytes(prefix)) };
         let matches = matches.ok_or(Error::Invalid("NULL matches list"))?;
         let given = given.unwrap_or(b"");
-        let mut full = Vec::with_capacity(given.len() + 64);
-        full.extend_from_slice(given);
+        // The prefix as given, then `/` unless it ends in one.
+        let mut stem = Vec::with_capacity(given.len() + 1);
+        stem.extend_from_slice(given);
         if given.last() != Some(&b'/') {
-            full.push(b'/');
+            stem.push(b'/');
         }
-        let base = full.len();
-        // Straight from the backend's names into the list: no copies between.
+        // Straight from the backend's names into the list: each entry is
+        // joined in its own malloc()ed string, no copies between.
         m.search_each(&Key::parse(given)?, &mut |name| {
-            full.truncate(base);
-            full.extend_from_slice(name.as_bytes());
-            let entry = malloc_string(&full)?;
+            let entry = malloc_joined(&stem, name.as_bytes())?;
             // SAFETY: `matches` is a valid list; `entry` is malloc()ed here
             // and freed only if the list did not take it.
             unsafe {

@@ -63,14 +63,23 @@ pub(crate) unsafe fn required_bytes<'a>(
 
 /// A `malloc`ed, NUL-terminated copy of `bytes`, for C to `free`.
 pub(crate) fn malloc_string(bytes: &[u8]) -> Result<*mut c_char> {
-    // SAFETY: we allocate len+1 bytes and write exactly that many.
+    malloc_joined(bytes, b"")
+}
+
+/// A `malloc`ed, NUL-terminated copy of `head` followed by `tail`, for C to
+/// `free`: search's entries are built in place, not copied twice.
+pub(crate) fn malloc_joined(head: &[u8], tail: &[u8]) -> Result<*mut c_char> {
+    let len = head.len() + tail.len();
+    // SAFETY: we allocate len+1 bytes and write exactly that many: `head`
+    // at 0, `tail` right after it, the NUL at `len`.
     unsafe {
-        let ptr = libc::malloc(bytes.len() + 1) as *mut u8;
+        let ptr = libc::malloc(len + 1) as *mut u8;
         if ptr.is_null() {
             return Err(Error::NoMem);
         }
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
-        *ptr.add(bytes.len()) = 0;
+        std::ptr::copy_nonoverlapping(head.as_ptr(), ptr, head.len());
+        std::ptr::copy_nonoverlapping(tail.as_ptr(), ptr.add(head.len()), tail.len());
+        *ptr.add(len) = 0;
         Ok(ptr as *mut c_char)
     }
 }
