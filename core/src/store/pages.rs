@@ -184,6 +184,38 @@ unsafe impl Allocator for HugePages {
             None => unsafe { Global.deallocate(ptr, layout) },
         }
     }
+
+    /// In place while the larger size still fits the same mapping (a
+    /// vector doubling from 512 KiB to 1 MiB keeps its 2 MiB): no copy, no
+    /// second mapping. Otherwise a new block and a copy, as by default.
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let same_mapping = mapped_len(old_layout).is_some()
+            && mapped_len(old_layout) == mapped_len(new_layout)
+            && new_layout.align() <= old_layout.align();
+        if same_mapping {
+            // The mapping already holds `new_layout.size()` bytes, and
+            // `deallocate` with `new_layout` unmaps the same length.
+            return Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()));
+        }
+        let new = self.allocate(new_layout)?;
+        // SAFETY: `ptr` holds `old_layout.size()` bytes (the caller's
+        // promise), `new` at least as many (`new_layout` is not smaller), and
+        // the two blocks are distinct allocations; `ptr` is freed once, here.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                ptr.as_ptr(),
+                new.cast::<u8>().as_ptr(),
+                old_layout.size(),
+            );
+            self.deallocate(ptr, old_layout);
+        }
+        Ok(new)
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +245,29 @@ mod tests {
                 unsafe { HugePages.deallocate(block.cast(), layout) };
             }
         }
+    }
+
+    #[test]
+    fn growth_within_a_mapping_stays_in_place_and_keeps_the_bytes() {
+        let mut v: PageVec<u64> = PageVec::new_in(HugePages);
+        let mut starts = Vec::new();
+        for i in 0..600_000u64 {
+            if v.len() == v.capacity() {
+                starts.push((v.capacity(), v.as_ptr() as usize));
+            }
+            v.push(i);
+        }
+        assert!(v.iter().copied().eq(0..600_000));
+        // 32,768 u64s (256 KiB) up to 262,144 (2 MiB) are one mapping.
+        let mapped: Vec<usize> = starts
+            .iter()
+            .filter(|(cap, _)| (MAPPED_MIN / 8..HUGE_PAGE / 8).contains(cap))
+            .map(|&(_, at)| at)
+            .collect();
+        assert!(mapped.len() >= 3, "{starts:?}");
+        assert!(mapped.windows(2).all(|w| w[0] == w[1]), "{starts:?}");
+        // Past 2 MiB it moves to a larger mapping.
+        assert_ne!(v.as_ptr() as usize, mapped[0]);
     }
 
     #[test]
