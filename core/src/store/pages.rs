@@ -194,12 +194,12 @@ unsafe impl Allocator for HugePages {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        let same_mapping = mapped_len(old_layout).is_some()
-            && mapped_len(old_layout) == mapped_len(new_layout)
-            && new_layout.align() <= old_layout.align();
+        let same_mapping =
+            mapped_len(old_layout).is_some() && mapped_len(old_layout) == mapped_len(new_layout);
         if same_mapping {
-            // The mapping already holds `new_layout.size()` bytes, and
-            // `deallocate` with `new_layout` unmaps the same length.
+            // The mapping already holds `new_layout.size()` bytes, its start
+            // is page-aligned (a mapped layout's alignment is at most a
+            // page), and `deallocate` with `new_layout` unmaps the same length.
             return Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()));
         }
         let new = self.allocate(new_layout)?;
