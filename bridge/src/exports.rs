@@ -410,7 +410,7 @@ pub unsafe extern "C" fn nczmap_write(
             let key = unsafe { key_arg(key, false) };
             code(key.and_then(|k| {
                 if k.is_root() {
-                    return Err(Error::Invalid("the root is not an object"));
+                    return Err(Error::ROOT_NOT_OBJECT);
                 }
                 open.with(|m| {
                     if start == 0 {

@@ -51,6 +51,13 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// The leaf rules' refusals (README, "Keys"), worded alike by every
+    /// backend: an object where objects lie below, an object below one.
+    pub const PREFIX_OF_OBJECTS: Error = Error::Invalid("key is a prefix of existing objects");
+    pub const BELOW_AN_OBJECT: Error = Error::Invalid("key lies below an existing object");
+    /// The root (`/`) is always an intermediate key.
+    pub const ROOT_NOT_OBJECT: Error = Error::Invalid("the root is not an object");
+
     /// The netCDF status code for this error. Never positive.
     pub fn code(&self) -> i32 {
         match self {

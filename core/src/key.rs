@@ -123,7 +123,7 @@ impl<'a> Key<'a> {
     pub fn parse_object(raw: &'a [u8]) -> Result<Key<'a>> {
         let key = Key::parse(raw)?;
         if key.is_root() {
-            return Err(Error::Invalid("the root is not an object"));
+            return Err(Error::ROOT_NOT_OBJECT);
         }
         Ok(key)
     }

@@ -88,7 +88,7 @@ impl Map {
     pub fn define(&self, key: &Key) -> Result<()> {
         self.check_writable()?;
         if key.is_root() {
-            return Err(Error::Invalid("the root is not an object"));
+            return Err(Error::ROOT_NOT_OBJECT);
         }
         self.store.define(key)
     }
@@ -111,7 +111,7 @@ impl Map {
         self.check_writable()?;
         end_of(start, data.len())?;
         if key.is_root() {
-            return Err(Error::Invalid("the root is not an object"));
+            return Err(Error::ROOT_NOT_OBJECT);
         }
         if data.is_empty() {
             return Ok(());

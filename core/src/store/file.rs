@@ -258,8 +258,8 @@ fn split_rel(rel: &str) -> (&str, &str) {
 /// Why opening an object for creation failed, in zmap terms.
 fn creation_error(e: Errno) -> Error {
     match e {
-        Errno::ISDIR => Error::Invalid("key is a prefix of existing objects"),
-        Errno::NOTDIR => Error::Invalid("key lies below an existing object"),
+        Errno::ISDIR => Error::PREFIX_OF_OBJECTS,
+        Errno::NOTDIR => Error::BELOW_AN_OBJECT,
         Errno::LOOP | Errno::NXIO => not_an_object(),
         e => e.into(),
     }

@@ -341,7 +341,7 @@ impl<V> Tree<V> {
     /// lies below an object.
     pub fn check_leaf(&self, key: &str) -> Result<()> {
         if self.is_dir(key) {
-            return Err(Error::Invalid("key is a prefix of existing objects"));
+            return Err(Error::PREFIX_OF_OBJECTS);
         }
         self.check_leaf_above(key)
     }
@@ -358,9 +358,7 @@ impl<V> Tree<V> {
             }
             match self.find(parent) {
                 Some(Node::Dir(_)) => return Ok(()),
-                Some(Node::Object(_)) => {
-                    return Err(Error::Invalid("key lies below an existing object"))
-                }
+                Some(Node::Object(_)) => return Err(Error::BELOW_AN_OBJECT),
                 None => at = parent,
             }
         }
@@ -373,7 +371,7 @@ impl<V> Tree<V> {
     pub fn insert_new(&mut self, key: &str, value: V) -> Result<()> {
         match self.entry(key) {
             Slot::Vacant(vacant) => vacant.insert(value).map(|_| ()),
-            Slot::Dir => Err(Error::Invalid("key is a prefix of existing objects")),
+            Slot::Dir => Err(Error::PREFIX_OF_OBJECTS),
             Slot::Object(_) => Err(Error::Internal("object already present")),
         }
     }

@@ -143,11 +143,7 @@ impl Index {
         };
         match self.tree.entry(key) {
             TreeSlot::Object(&mut slot) => return Ok((slot, false)),
-            TreeSlot::Dir => {
-                return Err(crate::error::Error::Invalid(
-                    "key is a prefix of existing objects",
-                ))
-            }
+            TreeSlot::Dir => return Err(crate::error::Error::PREFIX_OF_OBJECTS),
             TreeSlot::Vacant(vacant) => {
                 vacant.insert(next)?;
             }

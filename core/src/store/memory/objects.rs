@@ -45,7 +45,7 @@ impl Objects {
         let arena = &mut self.arena;
         match self.tree.entry(key) {
             Slot::Object(object) => object.write(arena, start, data)?,
-            Slot::Dir => return Err(Error::Invalid("key is a prefix of existing objects")),
+            Slot::Dir => return Err(Error::PREFIX_OF_OBJECTS),
             Slot::Vacant(vacant) => {
                 // A failed write leaves no object: the object is linked
                 // empty, written, and unlinked again if the write fails.

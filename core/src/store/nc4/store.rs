@@ -394,9 +394,7 @@ impl Inner {
             .segments()
             .map(names::group_name)
             .collect::<Result<Vec<_>>>()?;
-        let (last, above) = names
-            .split_last()
-            .ok_or(Error::Invalid("the root is not an object"))?;
+        let (last, above) = names.split_last().ok_or(Error::ROOT_NOT_OBJECT)?;
         let mut group = self.root();
         let mut missing = None;
         for (i, (name, ancestor)) in above.iter().zip(key.ancestors()).enumerate() {

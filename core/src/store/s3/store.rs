@@ -506,7 +506,7 @@ impl S3Store {
     fn check_ancestors(&self, st: &mut State, key: &Key) -> Result<()> {
         for a in key.ancestors() {
             if st.buffer.contains(a) || st.known.objects.contains(a) {
-                return Err(Error::Invalid("key lies below an existing object"));
+                return Err(Error::BELOW_AN_OBJECT);
             }
             if st.known.dirs.contains(a) {
                 continue;
@@ -533,7 +533,7 @@ impl S3Store {
             match self.head(&ancestor) {
                 Ok(_) => {
                     st.known.note_object(&ancestor);
-                    return Err(Error::Invalid("key lies below an existing object"));
+                    return Err(Error::BELOW_AN_OBJECT);
                 }
                 Err(Error::Empty) => {}
                 Err(e) => return Err(e),
@@ -550,13 +550,13 @@ impl S3Store {
     fn check_descendants(&self, st: &mut State, key: &Key) -> Result<()> {
         let k = key.as_str();
         if st.buffer.has_below(k) || st.known.has_object_below(k) {
-            return Err(Error::Invalid("key is a prefix of existing objects"));
+            return Err(Error::PREFIX_OF_OBJECTS);
         }
         if st.known.unseen(key) || st.known.fresh.contains(k) {
             return Ok(());
         }
         if self.any_below(key)? {
-            return Err(Error::Invalid("key is a prefix of existing objects"));
+            return Err(Error::PREFIX_OF_OBJECTS);
         }
         Ok(())
     }
