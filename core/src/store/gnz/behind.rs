@@ -187,6 +187,13 @@ impl<S: Storage> Behind<S> {
         self.queue(Job::Copy { from, to, len });
     }
 
+    /// Copies the file's bytes `[from, from + len)` to `to` here and now,
+    /// once the queue is written, as the worker would (its write-back
+    /// started too): for a writer that has no worker.
+    pub fn copy_now(&self, from: u64, to: u64, len: u64) -> io::Result<()> {
+        Job::Copy { from, to, len }.run(self.file()?)
+    }
+
     /// Frees `what` on the worker once it has written the queue, while
     /// the writer goes on (a closing writer's index: a quarter of a
     /// millisecond per 10,000 objects); here if no worker runs. Freed

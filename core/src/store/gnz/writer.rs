@@ -443,8 +443,7 @@ impl<S: Storage> Writer<S> {
             self.file.make_room()?;
             self.file.copy_behind(from, to, len);
         } else {
-            self.file.file()?.copy_range(from, to, len)?;
-            writeback::start(self.file.as_file(), to, len as usize);
+            self.file.copy_now(from, to, len)?;
         }
         self.wrote_directly(end);
         Ok(())
