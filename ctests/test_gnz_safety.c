@@ -25,6 +25,9 @@
  * - bounded open (item 11): a 4 KiB sparse file whose header and commit
  *   record claim lengths near 1 GiB is NC_ENOTNC after reading a few
  *   MiB (/proc/self/io), not 2 GiB.
+ * - gaps take no disk: an object cut and grown back to 1 GiB, and one
+ *   written 1 GiB past its start, leave holes (zeros when read), not a GiB
+ *   of written zeros.
  */
 // zmap-test-backends: gnz
 #include "harness.h"
@@ -429,6 +432,64 @@ static void sparse_claims_are_bounded(void) {
     unlink(path);
 }
 
+/* ---- gaps take no disk ------------------------------------------------------ */
+
+/* Blocks the file at `path` holds, in bytes (-1 if it cannot be asked). */
+static long long allocated(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_blocks * 512 : -1;
+}
+
+/* An object truncated to 1 GiB, cut to 2 bytes and grown to 1 GiB again,
+ * and an object written 1 GiB past its start: both read as zeros in their
+ * gaps, and the file holds a few blocks, not a GiB of written zeros (the
+ * second growth wrote 1 GiB of zeros where the first had left a hole). */
+static void gaps_take_no_disk(void) {
+    char path[4200];
+    at(path, sizeof path, "gaps.gnz");
+    const size64_t gib = (size64_t)1 << 30;
+    NCZMAP *map = NULL;
+    CHECK_OK(nczmap_create(NCZM_GNZ, path, NC_CLOBBER, 0, NULL, &map));
+    if (map == NULL) return;
+    CHECK_OK(nczmap_write(map, "/a", 0, 2, "ab"));
+    CHECK_OK(nczmap_write(map, "/b", 0, 2, "cd"));
+    CHECK_OK(nczmap_truncate(map, "/a", gib));
+    CHECK_OK(nczmap_truncate(map, "/a", 2));
+    CHECK_OK(nczmap_truncate(map, "/a", gib));
+    CHECK_OK(nczmap_write(map, "/c", gib, 1, "x"));
+    long long held = allocated(path);
+    if (held > (16LL << 20)) fprintf(stderr, "%s holds %lld bytes\n", path, held);
+    CHECK(held >= 0 && held <= (16LL << 20));
+    CHECK_OK(nczmap_close(map, 0));
+    held = allocated(path);
+    CHECK(held >= 0 && held <= (16LL << 20));
+
+    CHECK_OK(nczmap_open(NCZM_GNZ, path, 0, 0, NULL, &map));
+    if (map == NULL) return;
+    size64_t len = 0;
+    CHECK_OK(nczmap_len(map, "/a", &len));
+    CHECK(len == gib);
+    CHECK_OK(nczmap_len(map, "/c", &len));
+    CHECK(len == gib + 1);
+    static const size64_t probes[] = {2, 4096, (size64_t)1 << 29, ((size64_t)1 << 30) - 16};
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        unsigned char got[16], zeros[16] = {0};
+        memset(got, 0xa5, sizeof got);
+        CHECK_OK(nczmap_read(map, "/a", probes[i], sizeof got, got));
+        CHECK(memcmp(got, zeros, sizeof got) == 0);
+        memset(got, 0xa5, sizeof got);
+        CHECK_OK(nczmap_read(map, "/c", probes[i], sizeof got, got));
+        CHECK(memcmp(got, zeros, sizeof got) == 0);
+    }
+    unsigned char two[2];
+    CHECK_OK(nczmap_read(map, "/a", 0, 2, two));
+    CHECK(memcmp(two, "ab", 2) == 0);
+    CHECK_OK(nczmap_read(map, "/c", gib, 1, two));
+    CHECK(two[0] == 'x');
+    CHECK_OK(nczmap_close(map, 0));
+    unlink(path);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s gnz\n", argv[0]);
@@ -450,6 +511,7 @@ int main(int argc, char **argv) {
     fault_variable_is_ignored();
     library_has_no_hook();
     sparse_claims_are_bounded();
+    gaps_take_no_disk();
     zt_cleanup();
     return zt_finish("test_gnz_safety");
 }

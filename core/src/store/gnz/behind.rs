@@ -143,6 +143,10 @@ impl<S: Storage> Behind<S> {
         self.file()?.set_len(len)
     }
 
+    pub fn zero_range(&self, at: u64, len: u64) -> io::Result<()> {
+        self.file()?.zero_range(at, len)
+    }
+
     pub fn sync(&self) -> io::Result<()> {
         self.file()?.sync()
     }

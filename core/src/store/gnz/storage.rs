@@ -33,6 +33,25 @@ pub trait Storage: Send + Sync + 'static {
     fn copy_range(&self, from: u64, to: u64, len: u64) -> io::Result<()> {
         copy_through_memory(self, from, to, len)
     }
+    /// Makes the file's bytes `[offset, offset + len)` (inside the file)
+    /// read as zeros. By default a `write_at` of zeros per MiB, so it is
+    /// recorded as the writes it amounts to.
+    fn zero_range(&self, offset: u64, len: u64) -> io::Result<()> {
+        zeros_through_writes(self, offset, len)
+    }
+}
+
+/// `Storage::zero_range` as writes of at most 1 MiB of zeros.
+fn zeros_through_writes<S: Storage + ?Sized>(storage: &S, offset: u64, len: u64) -> io::Result<()> {
+    const PIECE: u64 = 1 << 20;
+    let zeros = vec![0u8; len.min(PIECE) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(PIECE) as usize;
+        storage.write_at(&zeros[..n], offset + done)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// `Storage::copy_range` through a buffer of at most 1 MiB.
@@ -110,6 +129,25 @@ impl Storage for FileStorage {
             }
         }
         Ok(())
+    }
+    /// A hole punched (`fallocate(PUNCH_HOLE)`): the range reads as zeros
+    /// and holds no blocks. Zeros written instead would take as much disk
+    /// as the range, which can be far larger than the data (an object
+    /// truncated to a terabyte, cut, then grown again). Where holes cannot
+    /// be punched, zeros are written.
+    fn zero_range(&self, offset: u64, len: u64) -> io::Result<()> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        loop {
+            match fallocate(&self.0, punch, offset, len) {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+                    return zeros_through_writes(self, offset, len)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 

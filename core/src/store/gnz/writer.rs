@@ -459,8 +459,8 @@ impl<S: Storage> Writer<S> {
     }
 
     /// Makes `[at, at + len)` read as zeros: a short range through the
-    /// stage; else writes zeros over what the file holds there, and extends
-    /// the file (sparsely) over the rest.
+    /// stage; else a hole where the file holds bytes, and the file extended
+    /// (sparsely) over the rest.
     pub(super) fn zeros(&mut self, at: u64, len: u64) -> Result<()> {
         static ZEROS: [u8; stage::PIECE as usize] = [0; stage::PIECE as usize];
         if len < stage::PIECE {
@@ -474,13 +474,10 @@ impl<S: Storage> Writer<S> {
         }
         let written = end.min(self.file_len);
         if at < written {
-            let zeros = vec![0u8; (written - at).min(CHUNK) as usize];
-            let mut pos = at;
-            while pos < written {
-                let n = (written - pos).min(CHUNK) as usize;
-                self.put(&zeros[..n], pos)?;
-                pos += n as u64;
-            }
+            // A hole where the file has bytes (`Storage::zero_range`): the
+            // range can be far larger than anything written.
+            self.file.zero_range(at, written - at)?;
+            self.wrote_directly(written);
         }
         if end > self.file_len {
             self.file.set_len(end)?;
