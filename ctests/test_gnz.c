@@ -5,7 +5,9 @@
  * writer at a time (the lock is per open file description, so a second
  * writable open in the same process is refused as a second process is, shown
  * with fork()); many small objects written behind the writer's back, also
- * across a fork; bad files and foreign files; delete.
+ * across a fork; a forked child's copies of the parent's maps (writes
+ * refused, closes that leave the parent's locks alone); bad files and
+ * foreign files; delete.
  */
 #include "harness.h"
 
@@ -234,9 +236,10 @@ static void test_one_writer(void) {
 /* Many small objects: each full stage (1 MiB) is written by a worker thread
  * while the writer goes on (DESIGN.md, "Staging"). The writer reads its own
  * writes wherever they are (staged, in flight, in the file); a process forked
- * while a write-out may be in flight reads through its copy of the map
- * without hanging (it has no worker: it writes what was in flight itself)
- * and sees the same bytes; the parent's commit holds every object. */
+ * while a write-out may be in flight answers exists and len through its copy
+ * of the map, but reads, writes, commits and deletes nothing (NC_EPERM: the
+ * parent's worker writes what was in flight); the parent's commit holds
+ * every object. */
 /* The threads of this process (Linux: the entries of /proc/self/task). */
 static int thread_count(void) {
     DIR *d = opendir("/proc/self/task");
@@ -275,11 +278,22 @@ static void test_many_small_objects_and_fork(void) {
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        /* The parent's writer: the child answers from memory what needs no
+         * file, and neither reads, writes, commits nor deletes (the queued
+         * write-outs are the parent's worker's to write). */
         int child_bad = 0;
+        unsigned char buf[SIZE];
         for (int i = N - 1500; i < N + 1100; i++) {
             snprintf(key, sizeof key, "/v%d/c.%d", i % 10, i);
-            child_bad += !holds(w, key, SIZE, (unsigned)i);
+            size64_t len = 0;
+            child_bad += nczmap_exists(w, key) != NC_NOERR;
+            child_bad += nczmap_len(w, key, &len) != NC_NOERR || len != SIZE;
+            child_bad += nczmap_read(w, key, 0, SIZE, buf) != NC_EPERM;
         }
+        child_bad += nczmap_write(w, "/child", 0, 2, "ch") != NC_EPERM;
+        child_bad += nczmap_remove(w, "/v0/c.0") != NC_EPERM;
+        child_bad += nczmap_flush(w) != NC_EPERM;
+        child_bad += nczmap_close(w, 1) != NC_EPERM;
         _exit(child_bad == 0 ? 0 : 1);
     }
     int status = -1;
@@ -298,6 +312,61 @@ static void test_many_small_objects_and_fork(void) {
     CHECK(bad == 0);
     CHECK_OK(nczmap_close(r, 1));
     CHECK(file_size(many) == -1);
+}
+
+/* A forked child shares the parent's file descriptions, and so its locks:
+ * what the child does with its copies of the parent's maps must not end the
+ * parent's locks or reach the file. */
+static void test_fork_leaves_the_parents_maps_alone(void) {
+    char shared[4300];
+    snprintf(shared, sizeof shared, "%s.forked", path);
+    NCZMAP *w = NULL, *r = NULL, *c = NULL;
+    CHECK_OK(nczmap_create(NCZM_GNZ, shared, 0, 0, NULL, &w));
+    if (w == NULL) return;
+    write_obj(w, "/x", 4096, 1);
+    CHECK_OK(nczmap_close(w, 0));
+    CHECK_OK(nczmap_open(NCZM_GNZ, shared, 0, 0, NULL, &r));
+    CHECK_OK(nczmap_open(NCZM_GNZ, shared, NC_WRITE, 0, NULL, &w));
+    if (r == NULL || w == NULL) return;
+    /* The child writes and closes both maps, as a child cleaning up would:
+     * its write is refused, its closes end only its copies. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = nczmap_write(w, "/child", 0, 2, "ch") != NC_EPERM;
+        bad += !holds(r, "/x", 4096, 1);
+        bad += nczmap_close(w, 0) != NC_NOERR;
+        bad += nczmap_close(r, 0) != NC_NOERR;
+        _exit(bad == 0 ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The parent's writer still holds the writer lock... */
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        int rc = nczmap_open(NCZM_GNZ, shared, NC_WRITE, 0, NULL, &c);
+        _exit(rc == NC_EACCESS && c == NULL ? 0 : 1);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* ...and its reader its commit: rewrites do not reuse /x's bytes. */
+    for (unsigned round = 2; round < 8; round++) {
+        write_obj(w, "/x", 4096, round);
+        CHECK_OK(nczmap_flush(w));
+    }
+    CHECK(holds(r, "/x", 4096, 1));
+    CHECK_OK(nczmap_close(w, 0));
+    CHECK(holds(r, "/x", 4096, 1));
+    CHECK_CODE(nczmap_exists(r, "/child"), NC_EEMPTY);
+    CHECK_OK(nczmap_close(r, 0));
+    /* The child's write is nowhere; the parent's last commit is. */
+    CHECK_OK(nczmap_open(NCZM_GNZ, shared, 0, 0, NULL, &r));
+    if (r == NULL) return;
+    CHECK_CODE(nczmap_exists(r, "/child"), NC_EEMPTY);
+    CHECK(holds(r, "/x", 4096, 7));
+    CHECK_OK(nczmap_close(r, 1));
 }
 
 static void test_bad_and_foreign_files(void) {
@@ -340,6 +409,7 @@ int main(void) {
     test_compact();
     test_one_writer();
     test_many_small_objects_and_fork();
+    test_fork_leaves_the_parents_maps_alone();
     test_bad_and_foreign_files();
     test_delete();
     zt_cleanup();

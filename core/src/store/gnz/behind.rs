@@ -16,8 +16,9 @@
 //! itself, so the error surfaces there (at the latest at the commit), as a
 //! staged write's always did, and the bytes stay queued until written. The
 //! worker starts with the first write-out (small datasets never start one)
-//! and ends with the writer. A process forked with write-outs queued has no
-//! worker: it writes them itself.
+//! and ends with the writer. A process forked from the writer's never
+//! writes the queue: its copy of it is the parent's, which the parent's
+//! worker writes (a late copy could land on space the parent has reused).
 
 use std::collections::VecDeque;
 use std::io;
@@ -76,6 +77,8 @@ pub(super) struct Behind<S: Storage> {
     file: Arc<S>,
     shared: Arc<Shared>,
     worker: Option<Worker>,
+    /// The process the writer belongs to.
+    owner: u32,
 }
 
 struct Worker {
@@ -114,7 +117,13 @@ impl<S: Storage> Behind<S> {
             file: Arc::new(file),
             shared: Arc::default(),
             worker: None,
+            owner: std::process::id(),
         }
+    }
+
+    /// True in a process forked from the writer's.
+    pub fn forked(&self) -> bool {
+        self.owner != std::process::id()
     }
 
     /// The file, once every queued write-out is in it.
@@ -243,6 +252,11 @@ impl<S: Storage> Behind<S> {
         if here && !queue.stalled {
             return Ok(());
         }
+        if self.forked() && !queue.jobs.is_empty() {
+            return Err(io::Error::other(
+                "a forked process does not write its parent's queued write-outs",
+            ));
+        }
         // The worker is idle (stalled or absent): the queue is the
         // writer's to write.
         while let Some(job) = queue.jobs.front() {
@@ -329,8 +343,11 @@ impl Drop for Worker {
 impl<S: Storage> Drop for Behind<S> {
     fn drop(&mut self) {
         // What was handed over reaches the file before the writer lets go
-        // of it (its lock is released after this).
-        let _ = self.settle();
+        // of it (its lock is released after this); a forked child's copy
+        // of the queue is the parent's to write.
+        if !self.forked() {
+            let _ = self.settle();
+        }
         lock(&self.shared.queue).quit = true;
         self.shared.changed.notify_all();
         // `worker` drops after this, joining the thread.

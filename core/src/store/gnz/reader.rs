@@ -26,10 +26,16 @@ pub(super) struct Reader<S: Storage> {
     pub(super) skipped: usize,
     /// What the open would have told a user (`Store::warnings`).
     pub(super) warning: Option<String>,
+    /// The process that took the locks (a forked child shares them).
+    owner: u32,
 }
 
 impl<S: Storage> Drop for Reader<S> {
     fn drop(&mut self) {
+        if self.owner != std::process::id() {
+            // A forked child's copy: the locks are the parent's map's.
+            return;
+        }
         // Explicitly: the file's description may outlive this map (lock.rs).
         let _ = lock::unpin_generation(self.file.as_file(), self.generation);
         let _ = lock::unregister_reader(self.file.as_file());
@@ -66,6 +72,7 @@ impl<S: Storage> Reader<S> {
             map,
             file,
             header_end_at_open: 0,
+            owner: std::process::id(),
         };
         reader.header_end_at_open = reader.live_header_end();
         Ok(reader)

@@ -61,6 +61,11 @@ pub struct GnzStore<S: Storage = FileStorage> {
     /// Where the file is, for `close(map, 1)`.
     place: Place,
     state: State<S>,
+    /// The process that opened the map. A forked child shares its file
+    /// description, and so its locks (lock.rs): there a writable map
+    /// neither writes nor reads the file, and closing a map leaves the
+    /// locks, the queue and the file to the parent (DESIGN.md, "Fork").
+    owner: u32,
 }
 
 enum State<S: Storage> {
@@ -111,6 +116,7 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
+                owner: std::process::id(),
             });
         }
         let file = open_file(&path, true)?;
@@ -135,12 +141,14 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
+                owner: std::process::id(),
             });
         }
         let writer = Writer::from_loaded(wrap(file), loaded)?;
         Ok(GnzStore {
             place,
             state: State::Writer(Box::new(RwLock::new(writer))),
+            owner: std::process::id(),
         })
     }
 
@@ -181,6 +189,7 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Writer(Box::new(RwLock::new(writer))),
+                owner: std::process::id(),
             });
         }
         // What this library cannot fully parse (another format, a GNZ file
@@ -207,14 +216,21 @@ impl<S: Storage> GnzStore<S> {
         Ok(GnzStore {
             place,
             state: State::Writer(Box::new(RwLock::new(writer))),
+            owner: std::process::id(),
         })
     }
 
     fn writer(&self) -> Result<RwLockWriteGuard<'_, Writer<S>>> {
         match &self.state {
+            State::Writer(_) if self.forked() => Err(Error::ReadOnly),
             State::Writer(w) => Ok(w.write().unwrap_or_else(|e| e.into_inner())),
             State::Reader(_) => Err(Error::ReadOnly),
         }
+    }
+
+    /// True in a process forked from the one that opened the map.
+    fn forked(&self) -> bool {
+        self.owner != std::process::id()
     }
 
     /// Rewrites the file without holes; its size before and after.
@@ -261,6 +277,8 @@ impl<S: Storage> Store for GnzStore<S> {
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
         match &self.state {
             State::Reader(r) => r.read_at(key, start, buf),
+            // Its bytes may still be queued for the parent's worker.
+            State::Writer(_) if self.forked() => Err(Error::ReadOnly),
             State::Writer(w) => read(w).read_at(key, start, buf),
         }
     }
@@ -343,12 +361,21 @@ impl<S: Storage> Store for GnzStore<S> {
                 lock::with_header_lock(r.file.as_file(), false, || recovery::load(r.file.as_file()))
                     .map(|_| ())
             }
+            State::Writer(_) if self.forked() => Err(Error::ReadOnly),
             State::Writer(w) => read(w).verify(),
         }
     }
 
     fn close(self: Box<Self>, delete: bool) -> Result<()> {
-        let GnzStore { place, state } = *self;
+        let forked = self.forked();
+        let GnzStore { place, state, .. } = *self;
+        if forked {
+            // The parent's map: nothing committed, removed or unlocked
+            // here (the Drop impls know it too). Nothing written was
+            // accepted, so nothing is lost; a delete is refused.
+            drop(state);
+            return if delete { Err(Error::ReadOnly) } else { Ok(()) };
+        }
         if delete {
             // The file is removed while the map still holds it (and its
             // locks), by identity; uncommitted changes are dropped with it.

@@ -59,6 +59,11 @@ pub(super) struct Writer<S: Storage> {
 
 impl<S: Storage> Drop for Writer<S> {
     fn drop(&mut self) {
+        if self.file.forked() {
+            // A forked child's copy: the lock, the queue and the file are
+            // the parent's writer's.
+            return;
+        }
         // What was handed to the write-behind worker reaches the file
         // while this writer still holds the lock.
         let _ = self.file.settle();
