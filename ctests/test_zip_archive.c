@@ -7,7 +7,9 @@
  *   and its local header says the same as its central directory entry;
  * - entries are dated when written: the DOS date's year is the current
  *   year, within a day (UTC), not 1980 (a zero date, which tools show as
- *   1980-00-00 and some refuse).
+ *   1980-00-00 and some refuse);
+ * - close(map, 1) of an archive renamed away, another file at its name:
+ *   NC_EEMPTY, both files kept.
  */
 // zmap-test-backends: zip
 #include "harness.h"
@@ -49,6 +51,33 @@ static unsigned char *slurp(const char *path, size_t *len) {
 static int utc_year(time_t t) {
     struct tm tm;
     return gmtime_r(&t, &tm) ? tm.tm_year + 1900 : -1;
+}
+
+/* close(map, 1) of an archive renamed away, another file at its name:
+ * NC_EEMPTY, and neither file is removed (the map deletes only the archive
+ * it holds, and only at its name). */
+static void delete_after_rename(NCZM_IMPL impl) {
+    char path[4200], moved[4300];
+    zt_dataset("zip", "renamed", path, sizeof path);
+    snprintf(moved, sizeof moved, "%s.moved", path);
+    NCZMAP *map = NULL;
+    CHECK_OK(nczmap_create(impl, path, NC_CLOBBER, 0, NULL, &map));
+    if (map == NULL) return;
+    CHECK_OK(nczmap_write(map, "/.zgroup", 0, 2, "{}"));
+    CHECK_OK(nczmap_flush(map));
+    CHECK(rename(path, moved) == 0);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL && fputs("not yours", f) >= 0);
+    if (f) fclose(f);
+    CHECK_CODE(nczmap_close(map, 1), NC_EEMPTY);
+    size_t len = 0;
+    unsigned char *other = slurp(path, &len);
+    CHECK(other != NULL && len == 9 && memcmp(other, "not yours", 9) == 0);
+    free(other);
+    NCZMAP *again = NULL;
+    CHECK_OK(nczmap_open(impl, moved, 0, 0, NULL, &again));
+    if (again) CHECK_OK(nczmap_exists(again, "/.zgroup"));
+    if (again) CHECK_OK(nczmap_close(again, 0));
 }
 
 #define OBJECTS 3
@@ -128,6 +157,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < OBJECTS; i++) CHECK(seen[i] == 1);
 
     free(z);
+    delete_after_rename(impl);
     zt_cleanup();
     return zt_finish("test_zip_archive");
 }

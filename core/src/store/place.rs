@@ -38,6 +38,17 @@ pub enum Removal {
     NotThere,
 }
 
+impl Removal {
+    /// What `close(map, 1)` answers: done if the file is gone (by us or by
+    /// someone else); `Empty` if the dataset is no longer at its name.
+    pub fn into_result(self) -> Result<()> {
+        match self {
+            Removal::Removed | Removal::AlreadyGone => Ok(()),
+            Removal::NotThere => Err(Error::Empty),
+        }
+    }
+}
+
 /// `(device, inode)` of a file.
 fn identity(st: &rfs::Stat) -> (u64, u64) {
     (st.st_dev, st.st_ino)

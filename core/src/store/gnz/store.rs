@@ -17,7 +17,7 @@ use super::storage::{FileStorage, Storage};
 use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::store::place::{Place, Removal};
+use crate::store::place::Place;
 use crate::store::{OpenOptions, Store};
 
 /// Page size of the layout: large objects start on multiples of it, the
@@ -386,10 +386,7 @@ impl<S: Storage> Store for GnzStore<S> {
                 State::Writer(w) => place.remove(read(w).file.as_file()),
             };
             drop(state);
-            return match removed? {
-                Removal::Removed | Removal::AlreadyGone => Ok(()),
-                Removal::NotThere => Err(Error::Empty),
-            };
+            return removed?.into_result();
         }
         match state {
             State::Reader(_) => Ok(()),

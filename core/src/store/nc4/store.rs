@@ -893,8 +893,7 @@ impl Store for Nc4Store {
         if delete {
             // Only the file this map opened: whatever has the name now and
             // is not it stays.
-            self.place.remove(&inner.file)?;
-            return Ok(());
+            return self.place.remove(&inner.file)?.into_result();
         }
         rewritten?;
         closed?;

@@ -359,9 +359,10 @@ impl Place {
     }
 
     /// Removes the archive if its name still refers to it (device and inode
-    /// of the held descriptor); a file put there since is left alone.
+    /// of the held descriptor); a file put there since is left alone, and
+    /// the answer is `Empty` (the dataset is not at its name).
     fn delete(&self, file: &File) -> Result<()> {
-        self.at.remove(file).map(|_| ())
+        self.at.remove(file)?.into_result()
     }
 }
 

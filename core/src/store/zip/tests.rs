@@ -513,7 +513,8 @@ fn delete_and_rewrite_only_by_identity() {
     map.write(&key("/v/0"), 0, b"x").unwrap();
     assert_eq!(code(map.flush()), NC_EEXIST);
     assert_eq!(fs::read(&path).unwrap(), b"not yours");
-    // ...and delete does not remove it.
+    // ...and delete does not remove it (the archive has no name left:
+    // someone else removed it, which is not an error).
     map.close(true).unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"not yours");
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -528,6 +529,23 @@ fn delete_and_rewrite_only_by_identity() {
         .close(true)
         .unwrap();
     assert!(!path.exists());
+}
+
+#[test]
+fn delete_of_an_archive_renamed_away_is_empty_and_removes_nothing() {
+    let (dir, path) = tmp();
+    let map = Map::create(Impl::Zip, &loc(&path), 0, 0).unwrap();
+    map.write(&key("/.zgroup"), 0, b"{}").unwrap();
+    map.flush().unwrap();
+    let moved = dir.path().join("moved.zip");
+    fs::rename(&path, &moved).unwrap();
+    fs::write(&path, b"not yours").unwrap();
+    // The dataset is not at its name: NC_EEMPTY, and neither file goes.
+    assert_eq!(code(map.close(true)), NC_EEMPTY);
+    assert_eq!(fs::read(&path).unwrap(), b"not yours");
+    let reopened = Map::open(Impl::Zip, &loc(&moved), 0, 0).unwrap();
+    assert_eq!(reopened.len(&key("/.zgroup")).unwrap(), 2);
+    reopened.close(false).unwrap();
 }
 
 #[test]
