@@ -38,7 +38,7 @@
 //! state of what was (README "Durability"; GNZ keeps all of it).
 
 use std::ffi::{CStr, CString, OsString};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -181,7 +181,28 @@ fn split_root(path: &Path) -> Result<(PathBuf, OsString)> {
 }
 
 /// Makes a missing root and its missing parents for `create`.
+///
+/// A `.` or `..` after the first missing directory is refused before
+/// anything is made: `p/new/..` would make `p/new` only to name `p` (and be
+/// refused there), `p/a/b/../c` would leave `p/a/b` beside the dataset.
 fn make_root(path: &Path) -> Result<()> {
+    let mut missing_from = None;
+    let mut at = PathBuf::new();
+    for (i, part) in path.components().enumerate() {
+        at.push(part);
+        if missing_from.is_none() && matches!(part, Component::Normal(_)) {
+            if let Err(e) = std::fs::symlink_metadata(&at) {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    missing_from = Some(i);
+                }
+            }
+        }
+        if missing_from.is_some() && matches!(part, Component::CurDir | Component::ParentDir) {
+            return Err(Error::Invalid(
+                "dataset path: `.` or `..` after a directory that does not exist",
+            ));
+        }
+    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     match std::fs::DirBuilder::create(&builder, path) {
@@ -916,6 +937,27 @@ mod tests {
             .close(false)
             .unwrap();
         assert!(deep.is_dir());
+    }
+
+    #[test]
+    fn create_makes_nothing_for_dot_components_past_a_missing_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("p");
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("keep"), b"keep").unwrap();
+        let before = tree(&p);
+        for rel in ["new/..", "a/b/../c", "x/..", "x/./.."] {
+            let err = Map::create(Impl::File, &loc(&p.join(rel)), 0, 0).err();
+            assert!(matches!(err, Some(Error::Invalid(_))), "{rel}: {err:?}");
+            assert_eq!(tree(&p), before, "{rel}");
+        }
+        // `.` and `..` through directories that exist are paths like any.
+        fs::create_dir(p.join("sub")).unwrap();
+        Map::create(Impl::File, &loc(&p.join("sub/../made")), 0, 0)
+            .unwrap()
+            .close(false)
+            .unwrap();
+        assert!(p.join("made").is_dir());
     }
 
     #[test]
