@@ -9,7 +9,9 @@
  *   year, within a day (UTC), not 1980 (a zero date, which tools show as
  *   1980-00-00 and some refuse);
  * - close(map, 1) of an archive renamed away, another file at its name:
- *   NC_EEMPTY, both files kept.
+ *   NC_EEMPTY, both files kept;
+ * - temporary files a killed writer left (even at names this process would
+ *   once have used) do not make a flush fail, and are left alone.
  */
 // zmap-test-backends: zip
 #include "harness.h"
@@ -78,6 +80,43 @@ static void delete_after_rename(NCZM_IMPL impl) {
     CHECK_OK(nczmap_open(impl, moved, 0, 0, NULL, &again));
     if (again) CHECK_OK(nczmap_exists(again, "/.zgroup"));
     if (again) CHECK_OK(nczmap_close(again, 0));
+}
+
+/* A writer killed during a rewrite leaves its temporary file beside the
+ * archive; a later process may have the same id (a new container). Files at
+ * every name such a process could have used must neither make its flush
+ * fail nor be touched: here, stale files named as this process's first 64
+ * rewrites were named before (.NAME.zmap-PID-N.tmp), and the close after a
+ * flush succeeds and keeps what was written. */
+static void stale_temporary_files(NCZM_IMPL impl) {
+    char path[4200], stale[4400];
+    zt_dataset("zip", "stale", path, sizeof path);
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = (size_t)(slash - path);
+    for (int n = 0; n < 64; n++) {
+        snprintf(stale, sizeof stale, "%.*s/.%s.zmap-%ld-%d.tmp", (int)dirlen, path, slash + 1,
+                 (long)getpid(), n);
+        FILE *f = fopen(stale, "wb");
+        CHECK(f != NULL);
+        if (f) fclose(f);
+    }
+    NCZMAP *map = NULL;
+    CHECK_OK(nczmap_create(impl, path, NC_CLOBBER, 0, NULL, &map));
+    if (map == NULL) return;
+    CHECK_OK(nczmap_write(map, "/.zgroup", 0, 2, "{}"));
+    CHECK_OK(nczmap_flush(map));
+    CHECK_OK(nczmap_write(map, "/x", 0, 3, "abc"));
+    CHECK_OK(nczmap_close(map, 0));
+    NCZMAP *again = NULL;
+    CHECK_OK(nczmap_open(impl, path, 0, 0, NULL, &again));
+    unsigned char got[3] = {0};
+    if (again) CHECK_OK(nczmap_read(again, "/x", 0, 3, got));
+    CHECK(memcmp(got, "abc", 3) == 0);
+    if (again) CHECK_OK(nczmap_close(again, 0));
+    /* The stale files are not the library's to remove. */
+    snprintf(stale, sizeof stale, "%.*s/.%s.zmap-%ld-0.tmp", (int)dirlen, path, slash + 1,
+             (long)getpid());
+    CHECK(access(stale, F_OK) == 0);
 }
 
 #define OBJECTS 3
@@ -158,6 +197,7 @@ int main(int argc, char **argv) {
 
     free(z);
     delete_after_rename(impl);
+    stale_temporary_files(impl);
     zt_cleanup();
     return zt_finish("test_zip_archive");
 }

@@ -125,15 +125,28 @@ impl Place {
     }
 
     /// A fresh name in the same directory for a file that will replace the
-    /// dataset's (`.NAME.zmap-PID-N.tmp`).
+    /// dataset's (`.NAME.zmap-PID-N-SALT.tmp`). SALT is random per process:
+    /// a file a killed writer left behind never has the name a later
+    /// process (the same process id again, as in a new container) asks
+    /// for, which would make its rewrite fail (`O_EXCL`).
     pub fn temp_name(&self) -> OsString {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let salt = *SALT.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            // Seeded from the system's randomness once per process.
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish()
+        });
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let base = self.name.as_bytes();
         let base = &base[..base.len().min(160)];
         let mut name = b".".to_vec();
         name.extend_from_slice(base);
-        name.extend_from_slice(format!(".zmap-{}-{n}.tmp", std::process::id()).as_bytes());
+        name.extend_from_slice(
+            format!(".zmap-{}-{n}-{salt:016x}.tmp", std::process::id()).as_bytes(),
+        );
         OsString::from_vec(name)
     }
 
