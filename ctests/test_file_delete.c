@@ -13,7 +13,10 @@
  * map is open and something else (a user's file, an empty directory,
  * another dataset) is put at the old name; close(map, 1) deletes the
  * contents of the directory it opened (found by its held descriptor) and
- * leaves whatever has the old name now untouched. */
+ * leaves whatever has the old name now untouched.
+ *
+ * A failed create makes nothing: `.` or `..` after a missing directory in
+ * the dataset path is NC_EINVAL before any directory is made. */
 // zmap-test-backends: file
 #include "harness.h"
 
@@ -147,10 +150,29 @@ static void rename_then_delete(int created, const char *what) {
     CHECK(is_dir(moved) && entries(moved) == 0);
 }
 
+/* A failed create makes nothing: a `.` or `..` after a directory that does
+ * not exist is NC_EINVAL before any directory is made (`p/new/..` used to
+ * make `p/new` and then refuse `p`, a directory holding a file). */
+static void test_create_with_dots_makes_nothing(void) {
+    char p[4200], path[4400];
+    snprintf(p, sizeof p, "%s/dots", zt_tmpdir());
+    CHECK(mkdir(p, 0755) == 0);
+    put_file(p, "keep", "keep");
+    const char *rels[] = {"new/..", "a/b/../c", "x/./.."};
+    for (size_t i = 0; i < sizeof rels / sizeof rels[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", p, rels[i]);
+        NCZMAP *map = NULL;
+        CHECK_CODE(nczmap_create(NCZM_FILE, path, 0, 0, NULL, &map), NC_EINVAL);
+        CHECK(map == NULL);
+        CHECK(entries(p) == 1);
+    }
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
     test_not_a_dataset();
+    test_create_with_dots_makes_nothing();
     for (int created = 0; created <= 1; created++) {
         rename_then_delete(created, "file");
         rename_then_delete(created, "emptydir");
