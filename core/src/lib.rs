@@ -19,6 +19,7 @@ pub mod key;
 pub mod location;
 pub mod map;
 pub mod paths;
+pub mod process;
 pub mod quiet;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]

@@ -29,6 +29,7 @@ use std::thread::{self, JoinHandle};
 use super::stage::StageBuf;
 use super::storage::Storage;
 use super::writeback;
+use crate::process::Process;
 use crate::store::pages::HugePages;
 
 /// Write-outs that may wait in the queue (each a stage of about 1 MiB).
@@ -78,13 +79,13 @@ pub(super) struct Behind<S: Storage> {
     shared: Arc<Shared>,
     worker: Option<Worker>,
     /// The process the writer belongs to.
-    owner: u32,
+    owner: Process,
 }
 
 struct Worker {
     thread: Option<JoinHandle<()>>,
     /// The process that started the thread (a forked child has none).
-    pid: u32,
+    started_in: Process,
 }
 
 #[derive(Default)]
@@ -117,13 +118,13 @@ impl<S: Storage> Behind<S> {
             file: Arc::new(file),
             shared: Arc::default(),
             worker: None,
-            owner: std::process::id(),
+            owner: Process::current(),
         }
     }
 
     /// True in a process forked from the writer's.
     pub fn forked(&self) -> bool {
-        self.owner != std::process::id()
+        self.owner.is_gone()
     }
 
     /// The file, once every queued write-out is in it.
@@ -175,9 +176,7 @@ impl<S: Storage> Behind<S> {
     }
 
     fn worker_here(&self) -> bool {
-        self.worker
-            .as_ref()
-            .is_some_and(|w| w.pid == std::process::id())
+        self.worker.is_some() && !self.forked()
     }
 
     /// Waits until another write-out may be queued (fewer than `DEPTH`
@@ -281,7 +280,7 @@ impl Worker {
             .ok()?;
         Some(Worker {
             thread: Some(thread),
-            pid: std::process::id(),
+            started_in: Process::current(),
         })
     }
 }
@@ -330,7 +329,7 @@ fn work<S: Storage>(file: &S, shared: &Shared) {
 impl Drop for Worker {
     fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
-            if self.pid != std::process::id() {
+            if self.started_in.is_gone() {
                 // A forked child: the thread is not in this process.
                 std::mem::forget(thread);
             } else {

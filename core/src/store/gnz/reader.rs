@@ -13,6 +13,7 @@ use super::recovery;
 use super::storage::Storage;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::process::Process;
 
 pub(super) struct Reader<S: Storage> {
     /// `live_header_end()` when the map opened (see `Reader::overwritten`).
@@ -27,12 +28,12 @@ pub(super) struct Reader<S: Storage> {
     /// What the open would have told a user (`Store::warnings`).
     pub(super) warning: Option<String>,
     /// The process that took the locks (a forked child shares them).
-    owner: u32,
+    owner: Process,
 }
 
 impl<S: Storage> Drop for Reader<S> {
     fn drop(&mut self) {
-        if self.owner != std::process::id() {
+        if self.owner.is_gone() {
             // A forked child's copy: the locks are the parent's map's.
             return;
         }
@@ -72,7 +73,7 @@ impl<S: Storage> Reader<S> {
             map,
             file,
             header_end_at_open: 0,
-            owner: std::process::id(),
+            owner: Process::current(),
         };
         reader.header_end_at_open = reader.live_header_end();
         Ok(reader)

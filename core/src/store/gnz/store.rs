@@ -17,6 +17,7 @@ use super::storage::{FileStorage, Storage};
 use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::process::Process;
 use crate::store::place::Place;
 use crate::store::{OpenOptions, Store};
 
@@ -65,7 +66,7 @@ pub struct GnzStore<S: Storage = FileStorage> {
     /// description, and so its locks (lock.rs): there a writable map
     /// neither writes nor reads the file, and closing a map leaves the
     /// locks, the queue and the file to the parent (DESIGN.md, "Fork").
-    owner: u32,
+    owner: Process,
 }
 
 enum State<S: Storage> {
@@ -116,7 +117,7 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
-                owner: std::process::id(),
+                owner: Process::current(),
             });
         }
         let file = open_file(&path, true)?;
@@ -141,14 +142,14 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
-                owner: std::process::id(),
+                owner: Process::current(),
             });
         }
         let writer = Writer::from_loaded(wrap(file), loaded)?;
         Ok(GnzStore {
             place,
             state: State::Writer(Box::new(RwLock::new(writer))),
-            owner: std::process::id(),
+            owner: Process::current(),
         })
     }
 
@@ -189,7 +190,7 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Writer(Box::new(RwLock::new(writer))),
-                owner: std::process::id(),
+                owner: Process::current(),
             });
         }
         // What this library cannot fully parse (another format, a GNZ file
@@ -216,7 +217,7 @@ impl<S: Storage> GnzStore<S> {
         Ok(GnzStore {
             place,
             state: State::Writer(Box::new(RwLock::new(writer))),
-            owner: std::process::id(),
+            owner: Process::current(),
         })
     }
 
@@ -230,7 +231,7 @@ impl<S: Storage> GnzStore<S> {
 
     /// True in a process forked from the one that opened the map.
     fn forked(&self) -> bool {
-        self.owner != std::process::id()
+        self.owner.is_gone()
     }
 
     /// Rewrites the file without holes; its size before and after.
