@@ -33,7 +33,7 @@ pub(super) struct Reader<S: Storage> {
 
 impl<S: Storage> Drop for Reader<S> {
     fn drop(&mut self) {
-        if self.owner.is_gone() {
+        if self.forked() {
             // A forked child's copy: the locks are the parent's map's.
             return;
         }
@@ -44,6 +44,11 @@ impl<S: Storage> Drop for Reader<S> {
 }
 
 impl<S: Storage> Reader<S> {
+    /// True in a process forked from the one that opened the map.
+    pub(super) fn forked(&self) -> bool {
+        self.owner.is_gone()
+    }
+
     pub(super) fn open(path: &Path, file: S) -> Result<Reader<S>> {
         lock::register_reader(file.as_file())?;
         // The header and the mapping are taken under one header lock, so

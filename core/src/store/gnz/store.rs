@@ -17,7 +17,6 @@ use super::storage::{FileStorage, Storage};
 use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::process::Process;
 use crate::store::place::Place;
 use crate::store::{OpenOptions, Store};
 
@@ -62,11 +61,6 @@ pub struct GnzStore<S: Storage = FileStorage> {
     /// Where the file is, for `close(map, 1)`.
     place: Place,
     state: State<S>,
-    /// The process that opened the map. A forked child shares its file
-    /// description, and so its locks (lock.rs): there a writable map
-    /// neither writes nor reads the file, and closing a map leaves the
-    /// locks, the queue and the file to the parent (DESIGN.md, "Fork").
-    owner: Process,
 }
 
 enum State<S: Storage> {
@@ -117,7 +111,6 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
-                owner: Process::current(),
             });
         }
         let file = open_file(&path, true)?;
@@ -142,14 +135,12 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Reader(reader),
-                owner: Process::current(),
             });
         }
         let writer = Writer::from_loaded(wrap(file), loaded)?;
         Ok(GnzStore {
             place,
             state: State::Writer(Box::new(RwLock::new(writer))),
-            owner: Process::current(),
         })
     }
 
@@ -190,7 +181,6 @@ impl<S: Storage> GnzStore<S> {
             return Ok(GnzStore {
                 place,
                 state: State::Writer(Box::new(RwLock::new(writer))),
-                owner: Process::current(),
             });
         }
         // What this library cannot fully parse (another format, a GNZ file
@@ -217,21 +207,32 @@ impl<S: Storage> GnzStore<S> {
         Ok(GnzStore {
             place,
             state: State::Writer(Box::new(RwLock::new(writer))),
-            owner: Process::current(),
         })
     }
 
+    /// The writer, in the process that opened it. A forked child shares the
+    /// file description, and so the locks (lock.rs): there a writable map
+    /// neither writes nor reads the file, and closing a map leaves the
+    /// locks, the queue and the file to the parent (DESIGN.md, "Fork").
     fn writer(&self) -> Result<RwLockWriteGuard<'_, Writer<S>>> {
         match &self.state {
-            State::Writer(_) if self.forked() => Err(Error::ReadOnly),
-            State::Writer(w) => Ok(w.write().unwrap_or_else(|e| e.into_inner())),
+            State::Writer(w) => {
+                let w = w.write().unwrap_or_else(|e| e.into_inner());
+                if w.file.forked() {
+                    return Err(Error::ReadOnly);
+                }
+                Ok(w)
+            }
             State::Reader(_) => Err(Error::ReadOnly),
         }
     }
 
     /// True in a process forked from the one that opened the map.
     fn forked(&self) -> bool {
-        self.owner.is_gone()
+        match &self.state {
+            State::Reader(r) => r.forked(),
+            State::Writer(w) => read(w).file.forked(),
+        }
     }
 
     /// Rewrites the file without holes; its size before and after.
@@ -278,9 +279,14 @@ impl<S: Storage> Store for GnzStore<S> {
     fn read_at(&self, key: &Key, start: u64, buf: &mut [u8]) -> Result<()> {
         match &self.state {
             State::Reader(r) => r.read_at(key, start, buf),
-            // Its bytes may still be queued for the parent's worker.
-            State::Writer(_) if self.forked() => Err(Error::ReadOnly),
-            State::Writer(w) => read(w).read_at(key, start, buf),
+            State::Writer(w) => {
+                let w = read(w);
+                if w.file.forked() {
+                    // Its bytes may still be queued for the parent's worker.
+                    return Err(Error::ReadOnly);
+                }
+                w.read_at(key, start, buf)
+            }
         }
     }
 
@@ -362,8 +368,13 @@ impl<S: Storage> Store for GnzStore<S> {
                 lock::with_header_lock(r.file.as_file(), false, || recovery::load(r.file.as_file()))
                     .map(|_| ())
             }
-            State::Writer(_) if self.forked() => Err(Error::ReadOnly),
-            State::Writer(w) => read(w).verify(),
+            State::Writer(w) => {
+                let w = read(w);
+                if w.file.forked() {
+                    return Err(Error::ReadOnly);
+                }
+                w.verify()
+            }
         }
     }
 
