@@ -41,9 +41,11 @@ pub trait Storage: Send + Sync + 'static {
     }
 }
 
+/// The largest piece the default copies and zero writes handle at once.
+const PIECE: u64 = 1 << 20;
+
 /// `Storage::zero_range` as writes of at most 1 MiB of zeros.
 fn zeros_through_writes<S: Storage + ?Sized>(storage: &S, offset: u64, len: u64) -> io::Result<()> {
-    const PIECE: u64 = 1 << 20;
     let zeros = vec![0u8; len.min(PIECE) as usize];
     let mut done = 0;
     while done < len {
@@ -61,7 +63,6 @@ fn copy_through_memory<S: Storage + ?Sized>(
     to: u64,
     len: u64,
 ) -> io::Result<()> {
-    const PIECE: u64 = 1 << 20;
     let mut buf = vec![0u8; len.min(PIECE) as usize];
     let mut done = 0;
     while done < len {

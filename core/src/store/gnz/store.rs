@@ -37,7 +37,8 @@ pub(super) const SIZE_WEIGHT: u64 = 1024;
 /// or the commit record's) is this or more: its commits could overflow the
 /// counter. Below it, 2^63 commits would be needed to get there.
 pub const MAX_WRITABLE_GENERATION: u64 = 1 << 63;
-/// Buffer size for copying and zero-filling.
+/// Buffer size for the writer's copies through memory (and a compaction's
+/// cost estimates).
 pub(super) const CHUNK: u64 = 1 << 20;
 
 // ---- file helpers ------------------------------------------------------------
