@@ -156,4 +156,39 @@ static inline void zt_mark_for_delete(NCZM_IMPL impl, const char *path) {
     fclose(f);
 }
 
+/* The whole file at `path`, malloc()ed, its length in *len; NULL if it
+ * cannot be opened or read (an empty file gives a non-NULL buffer). */
+static inline unsigned char *zt_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    size_t cap = 4096, n = 0, got;
+    unsigned char *b = malloc(cap);
+    while (b != NULL && (got = fread(b + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            unsigned char *grown = realloc(b, cap *= 2);
+            if (grown == NULL) free(b);
+            b = grown;
+        }
+    }
+    if (b != NULL && ferror(f)) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *len = n;
+    return b;
+}
+
+/* CRC-32 as zlib computes it (reflected, polynomial 0xEDB88320), going on
+ * from `crc` (0 to start): computed here, independently of the library. */
+static inline unsigned long zt_crc32(unsigned long crc, const unsigned char *p, size_t n) {
+    crc = ~crc & 0xFFFFFFFFul;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320ul & (0ul - (crc & 1ul)));
+    }
+    return ~crc & 0xFFFFFFFFul;
+}
+
 #endif /* ZMAP_TEST_HARNESS_H */

@@ -58,16 +58,6 @@ static void put_u64(Buf *f, size_t at, uint64_t v) {
     put(f, at, b, 8);
 }
 
-/* CRC-32 as zlib computes it (reflected, polynomial 0xEDB88320). */
-static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n) {
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
 /* `"GNZ1" | len | json` at offset 0. */
 static void put_header(Buf *f, const char *json) {
     put(f, 0, "GNZ1", 4);
@@ -92,8 +82,8 @@ static void put_record(Buf *f, const char *json, Trailer t) {
     put(f, tr, "GNZ1COPY", 8);
     put_u64(f, tr + 8, t.len_field);
     put_u64(f, tr + 16, t.generation);
-    uint32_t crc = crc32_update(0, f->b + at, n);
-    crc = crc32_update(crc, f->b + tr, 24);
+    uint32_t crc = (uint32_t)zt_crc32(0, f->b + at, n);
+    crc = (uint32_t)zt_crc32(crc, f->b + tr, 24);
     put_u32(f, tr + 24, crc ^ t.crc_xor);
     unsigned char pad[4] = {t.pad0, 0, 0, 0};
     put(f, tr + 28, pad, 4);

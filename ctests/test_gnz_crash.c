@@ -441,22 +441,6 @@ static int file_has_record(void) {
     return yes;
 }
 
-static unsigned char *slurp(size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void scribble(off_t at, size_t n, int garbage) {
     int fd = open(path, O_WRONLY);
     unsigned char buf[8192];
@@ -477,11 +461,11 @@ static void unrecoverable_header(void) {
     CHECK(!file_has_record());
     scribble(0, 64, 1);
     size_t before_len, after_len;
-    unsigned char *before = slurp(&before_len);
+    unsigned char *before = zt_slurp(path, &before_len);
     NCZMAP *map = NULL;
     CHECK_CODE(nczmap_open(NCZM_GNZ, path, NC_NOWRITE, 0, NULL, &map), NC_ENOTNC);
     CHECK_CODE(nczmap_open(NCZM_GNZ, path, NC_WRITE, 0, NULL, &map), NC_ENOTNC);
-    unsigned char *after = slurp(&after_len);
+    unsigned char *after = zt_slurp(path, &after_len);
     CHECK(before && after && before_len == after_len && memcmp(before, after, before_len) == 0);
     free(before);
     free(after);

@@ -55,25 +55,9 @@ static void write_bytes(const char *path, const void *p, size_t n) {
     }
 }
 
-/* The whole file (malloc'ed; NULL if it cannot be read). */
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    size_t cap = 4096, n = 0;
-    unsigned char *b = malloc(cap);
-    size_t got;
-    while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) b = realloc(b, cap *= 2);
-    }
-    fclose(f);
-    *len = n;
-    return b;
-}
-
 static int has_content(const char *path, const char *text) {
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = zt_slurp(path, &n);
     int same = b && n == strlen(text) && memcmp(b, text, n) == 0;
     free(b);
     return same;
@@ -221,7 +205,7 @@ static void unparsable_is_not_ours(const char *what, const unsigned char *bytes,
     CHECK(rc == NC_EEXIST && map == NULL);
     if (map) nczmap_close(map, 0);
     size_t len;
-    unsigned char *after = slurp(path, &len);
+    unsigned char *after = zt_slurp(path, &len);
     int same = after && len == n && memcmp(after, bytes, n) == 0;
     if (!same) fprintf(stderr, "%s: the file changed\n", what);
     CHECK(same);
@@ -294,7 +278,7 @@ static void generation(const char *gen, int writable) {
     CHECK_CODE(nczmap_create(NCZM_GNZ, path, 0, 0, NULL, &map), NC_ENOTNC);
     CHECK_CODE(nczmap_create(NCZM_GNZ, path, NC_NOCLOBBER, 0, NULL, &map), NC_ENOTNC);
     size_t len;
-    unsigned char *after = slurp(path, &len);
+    unsigned char *after = zt_slurp(path, &len);
     CHECK(after && len == n && memcmp(after, b, n) == 0);
     free(after);
 }
@@ -371,7 +355,7 @@ static void library_has_no_hook(void) {
     CHECK(lib[0] != '\0');
     if (lib[0] == '\0') return;
     size_t n;
-    unsigned char *b = slurp(lib, &n);
+    unsigned char *b = zt_slurp(lib, &n);
     CHECK(b != NULL && n > 0);
     const char *needle = "ZMAP_GNZ_FAULT";
     size_t k = strlen(needle);

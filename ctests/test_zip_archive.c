@@ -19,36 +19,8 @@
 #include <stdint.h>
 #include <time.h>
 
-static uint32_t crc32_of(const unsigned char *p, size_t n) {
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
 static unsigned u16(const unsigned char *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
 static uint32_t u32(const unsigned char *p) { return (uint32_t)u16(p) | (uint32_t)u16(p + 2) << 16; }
-
-/* The whole file, malloc()ed; NULL if it cannot be read. */
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    unsigned char *b = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n)) != NULL) {
-            if (fread(b, 1, (size_t)n, f) != (size_t)n) {
-                free(b);
-                b = NULL;
-            }
-            *len = (size_t)n;
-        }
-    }
-    fclose(f);
-    return b;
-}
 
 static int utc_year(time_t t) {
     struct tm tm;
@@ -73,7 +45,7 @@ static void delete_after_rename(NCZM_IMPL impl) {
     if (f) fclose(f);
     CHECK_CODE(nczmap_close(map, 1), NC_EEMPTY);
     size_t len = 0;
-    unsigned char *other = slurp(path, &len);
+    unsigned char *other = zt_slurp(path, &len);
     CHECK(other != NULL && len == 9 && memcmp(other, "not yours", 9) == 0);
     free(other);
     NCZMAP *again = NULL;
@@ -139,7 +111,7 @@ int main(int argc, char **argv) {
     time_t written = time(NULL);
 
     size_t len = 0;
-    unsigned char *z = slurp(path, &len);
+    unsigned char *z = zt_slurp(path, &len);
     CHECK(z != NULL && len >= 22);
     if (z == NULL || len < 22) {
         free(z);
@@ -178,7 +150,7 @@ int main(int argc, char **argv) {
         if (which >= 0) {
             seen[which]++;
             CHECK(size == sizes[which] && packed == sizes[which]);
-            CHECK(crc == crc32_of(data[which], sizes[which]));
+            CHECK(crc == zt_crc32(0, data[which], sizes[which]));
             /* The local header says the same, and the bytes follow it. */
             const unsigned char *l = z + local_at;
             CHECK(local_at + 30u <= cd_at && u32(l) == 0x04034b50u);
@@ -188,7 +160,7 @@ int main(int argc, char **argv) {
                 CHECK(l_name == name_len && memcmp(l + 30, name, name_len) == 0);
                 size_t start = local_at + 30u + l_name + l_extra;
                 CHECK(start + size <= cd_at);
-                if (start + size <= cd_at) CHECK(crc32_of(z + start, size) == crc);
+                if (start + size <= cd_at) CHECK(zt_crc32(0, z + start, size) == crc);
             }
         }
         at += 46u + name_len + extra_len + comment_len;
